@@ -1,0 +1,15 @@
+// Package pipeline declares the processing topology in one place: which
+// topics are read and written, and what happens to each record between the
+// clickstream and the feature store.
+//
+//	clickstream ─► decode+validate ─► key check ─► replay skip (per-user offset stamp)
+//	    ─► dedupe (event id) ─► lateness (partition watermark) ─► features.Apply ─► stages
+//	    bad/late records ─► clickstream.dlq
+//	flush (size or time): emitted records acknowledged by Kafka, then every dirty user's
+//	state + its offset stamp + the partition checkpoint in one Redis round trip.
+//
+// A processor owns one partition. Its state (user cache, watermark, pending
+// flush) is touched only by its goroutine. Any failure drops that state and
+// the processor restarts from the checkpoint stored in Redis; the per-user
+// stamps make the replayed prefix a no-op, so the effect is exactly once.
+package pipeline

@@ -1,0 +1,205 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// Config configures the ingest topology. Every field states its default.
+type Config struct {
+	// Topic is the clickstream topic. Default "clickstream".
+	Topic string `yaml:"topic"`
+	// DLQTopic receives bad and late records. Default "clickstream.dlq".
+	DLQTopic string `yaml:"dlq_topic"`
+	// FlushEvents flushes a partition once this many events are pending.
+	// Default 1000.
+	FlushEvents int `yaml:"flush_events"`
+	// FlushInterval flushes a partition once its oldest unflushed record is
+	// this old: the bound on how long an event takes to become durable.
+	// Default 20ms.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBatch is the most queued messages processed in one step (one
+	// Redis load round trip). Default 512.
+	MaxBatch int `yaml:"max_batch"`
+	// CacheUsers bounds the users cached per partition. Default 100000.
+	CacheUsers int `yaml:"cache_users"`
+	// ShutdownTimeout bounds the final flush on shutdown. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Limits bound valid events; see stream.Limits for defaults.
+	Limits stream.Limits `yaml:"limits"`
+	// Features defines the features; see features.Config for defaults.
+	Features features.Config `yaml:"features"`
+	// Now is the clock for the far-future check. Default time.Now.
+	Now func() time.Time `yaml:"-"`
+}
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.Topic == "" {
+		c.Topic = "clickstream"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = c.Topic + ".dlq"
+	}
+	if c.FlushEvents <= 0 {
+		c.FlushEvents = 1000
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 20 * time.Millisecond
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 512
+	}
+	if c.CacheUsers <= 0 {
+		c.CacheUsers = 100000
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	c.Features = c.Features.WithDefaults()
+	return c
+}
+
+// Validate reports invalid settings.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	if c.Topic == c.DLQTopic {
+		return errors.New("pipeline: dlq_topic must differ from topic")
+	}
+	return c.Features.Validate()
+}
+
+// Stage extends the topology after the feature update (training examples,
+// scoring). A Stage creates one PartitionStage per assigned partition.
+type Stage interface {
+	Partition(ctx context.Context, p stream.Partition) (PartitionStage, error)
+}
+
+// StageEvent is an applied event with the user's updated state.
+type StageEvent struct {
+	Msg       *kafka.Message
+	Event     *stream.Event
+	User      string
+	State     *features.State
+	Watermark int64
+}
+
+// PartitionStage sees every applied event of its partition in offset order,
+// on the processor's goroutine. Messages it appends to out are sent, and
+// acknowledged, before the flush that covers the event is written.
+type PartitionStage interface {
+	Event(e *StageEvent, out []kafka.Message) []kafka.Message
+	// Flushed is called after a flush is durable.
+	Flushed()
+}
+
+// Topology is the ingest topology: clickstream → features in Redis.
+type Topology struct {
+	cfg     Config
+	store   StateStore
+	sender  Sender
+	decoder *stream.Decoder
+	stats   *Stats
+	stages  []Stage
+}
+
+// New returns the topology.
+func New(cfg Config, store StateStore, sender Sender, stages ...Stage) (*Topology, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if store == nil || sender == nil {
+		return nil, errors.New("pipeline: store and sender are required")
+	}
+	cfg = cfg.WithDefaults()
+	return &Topology{
+		cfg:     cfg,
+		store:   store,
+		sender:  sender,
+		decoder: stream.NewDecoder(cfg.Limits, cfg.Now),
+		stats:   newStats(),
+		stages:  stages,
+	}, nil
+}
+
+// Config returns the effective configuration.
+func (t *Topology) Config() Config { return t.cfg }
+
+// Stats returns the live counters.
+func (t *Topology) Stats() *Stats { return t.stats }
+
+// Topics lists the topics the topology reads and writes.
+func (t *Topology) Topics(partitions int) []stream.TopicSpec {
+	return []stream.TopicSpec{
+		{Name: t.cfg.Topic, Partitions: partitions},
+		{Name: t.cfg.DLQTopic, Partitions: partitions},
+	}
+}
+
+// Factory returns the processor factory for stream.NewGroup.
+func (t *Topology) Factory() stream.ProcessorFactory {
+	return func(p stream.Partition) (stream.Processor, error) {
+		if p.Topic != t.cfg.Topic {
+			return nil, fmt.Errorf("pipeline: unexpected topic %q", p.Topic)
+		}
+		return newProcessor(t, p), nil
+	}
+}
+
+// Stats are the topology's counters, safe for concurrent reads.
+type Stats struct {
+	Consumed   atomic.Int64 // messages read
+	Valid      atomic.Int64 // messages that decoded and validated
+	Applied    atomic.Int64 // events applied to features
+	Duplicates atomic.Int64 // events dropped as duplicate event ids
+	Replayed   atomic.Int64 // events skipped because a previous run had applied them
+	DeadLetter atomic.Int64 // records sent to the DLQ
+	Emitted    atomic.Int64 // records produced (DLQ and stages)
+	Flushes    atomic.Int64 // Redis flushes
+	FlushUsers atomic.Int64 // user states written
+	RedisCmds  atomic.Int64 // commands sent in flushes
+	RedisLoads atomic.Int64 // load round trips
+	FlushNanos atomic.Int64 // total flush time
+
+	mu       sync.Mutex
+	byReason map[stream.Reason]int64
+}
+
+func newStats() *Stats { return &Stats{byReason: map[stream.Reason]int64{}} }
+
+func (s *Stats) deadLettered(r stream.Reason) {
+	s.DeadLetter.Add(1)
+	s.mu.Lock()
+	s.byReason[r]++
+	s.mu.Unlock()
+}
+
+func (s *Stats) flushed(st features.FlushStats, events int) {
+	s.Flushes.Add(1)
+	s.FlushUsers.Add(int64(st.Users))
+	s.RedisCmds.Add(int64(st.Commands))
+	s.FlushNanos.Add(int64(st.Duration))
+}
+
+// DeadLetterByReason returns the DLQ counts per reason.
+func (s *Stats) DeadLetterByReason() map[stream.Reason]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[stream.Reason]int64, len(s.byReason))
+	for k, v := range s.byReason {
+		out[k] = v
+	}
+	return out
+}
+
+// RoundTrips is the number of Redis round trips made by processors.
+func (s *Stats) RoundTrips() int64 { return s.Flushes.Load() + s.RedisLoads.Load() }
