@@ -48,7 +48,9 @@ func (s *State) Evaluate(at time.Time, cfg *Config) Profile {
 	s.evaluate(at.UnixMilli(), cfg, &p.Vector)
 	p.Affinities = make(map[string][]Affinity, len(Dims))
 	for i, d := range Dims {
-		p.Affinities[d] = s.Aff[i].top(at.UnixMilli(), cfg)
+		if top := s.Aff[i].top(at.UnixMilli(), cfg); len(top) > 0 {
+			p.Affinities[d] = top
+		}
 	}
 	return p
 }

@@ -1,0 +1,336 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamprofile/streamprofile/data"
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/internal/progress"
+	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/stream"
+	"github.com/streamprofile/streamprofile/stream/source"
+)
+
+// DefaultData is the bundled REES46 sample the demo replays by default.
+const DefaultData = source.EmbeddedPrefix + data.REES46Sample
+
+// DemoConfig configures the demo. Every field states its default.
+type DemoConfig struct {
+	// Data is the dataset path, or "embedded:<name>". Default the bundled
+	// REES46 sample.
+	Data string
+	// Format of Data: jsonl, rees46 or cdnow. Default: from the file name
+	// (".jsonl" → jsonl, "cdnow" in the name → cdnow, else rees46).
+	Format string
+	// Speed is the replay speed: 0 for as fast as possible, else a multiple
+	// of real time. Default 0.
+	Speed float64
+	// ExitWhenDone exits once the replay is ingested. Default false: keep
+	// running until interrupted.
+	ExitWhenDone bool
+	// ReportPath receives the JSON report. Default none.
+	ReportPath string
+	// ProfilesOut receives every profile as JSON lines. Default none.
+	ProfilesOut string
+	// Brokers of an external Kafka. Default none: an in-process Kafka.
+	Brokers []string
+	// Redis of an external Redis. Default none: a redis-server child
+	// process when one is on PATH, else in-process miniredis.
+	Redis *RedisConfig
+	// Partitions of the clickstream topic. Default 3.
+	Partitions int
+	// Group is the consumer group. Default "streamprofile-demo".
+	Group string
+	// Prefix for Redis keys. Default "sp".
+	Prefix string
+	// Pipeline configures the topology.
+	Pipeline pipeline.Config
+	// Progress receives progress output. Default os.Stderr.
+	Progress io.Writer
+	// Logger for operational logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Report is the demo's JSON report.
+type Report struct {
+	Data              string           `json:"data"`
+	Format            string           `json:"format"`
+	Kafka             string           `json:"kafka"`
+	Redis             string           `json:"redis"`
+	Partitions        int              `json:"partitions"`
+	EventsRead        int64            `json:"events_read"`
+	SkippedLines      int64            `json:"skipped_lines"`
+	Consumed          int64            `json:"consumed"`
+	Valid             int64            `json:"valid"`
+	Applied           int64            `json:"applied"`
+	Deduplicated      int64            `json:"deduplicated"`
+	DeadLettered      int64            `json:"dead_lettered"`
+	DeadLetterReasons map[string]int64 `json:"dead_letter_reasons"`
+	Users             int              `json:"users"`
+	RedisFlushes      int64            `json:"redis_flushes"`
+	RedisRoundTrips   int64            `json:"redis_round_trips"`
+	RoundTripsPerEvt  float64          `json:"redis_round_trips_per_event"`
+	FirstEventTime    time.Time        `json:"first_event_time"`
+	LastEventTime     time.Time        `json:"last_event_time"`
+	ReplaySeconds     float64          `json:"replay_seconds"`
+	WallSeconds       float64          `json:"wall_seconds"`
+	EventsPerSecond   float64          `json:"events_per_second"`
+}
+
+func detectFormat(path string) source.Format {
+	base := strings.ToLower(filepath.Base(path))
+	switch {
+	case strings.HasSuffix(base, ".jsonl") || strings.HasSuffix(base, ".jsonl.gz"):
+		return source.JSONL
+	case strings.Contains(base, "cdnow"):
+		return source.CDNOW
+	}
+	return source.REES46
+}
+
+// replaySource adapts a dataset reader to stream.ReplaySource.
+type replaySource struct {
+	r source.Reader
+}
+
+func (s replaySource) Next() (stream.ReplayRecord, error) {
+	rec, err := s.r.Next()
+	if err != nil {
+		var le *source.LineError
+		if errors.As(err, &le) {
+			if len(rec.Value) > 0 {
+				// A bad jsonl line is published as it is: the pipeline
+				// dead-letters it with its reason.
+				return stream.ReplayRecord{Value: rec.Value}, nil
+			}
+			return stream.ReplayRecord{}, &stream.SkipError{Err: err}
+		}
+		return stream.ReplayRecord{}, err
+	}
+	return stream.ReplayRecord{Key: []byte(rec.Event.ProfileKey()), Value: rec.Value, Time: rec.Event.TS}, nil
+}
+
+// countRecords counts the dataset's records for the progress total.
+func countRecords(format source.Format, path string) int64 {
+	r, c, err := source.Open(format, path)
+	if err != nil {
+		return 0
+	}
+	defer c.Close()
+	var n int64
+	for {
+		_, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		var le *source.LineError
+		if err != nil && !errors.As(err, &le) {
+			return n
+		}
+		n++
+	}
+}
+
+// RunDemo runs the demo: embedded (or given) Kafka and Redis, an ingester,
+// and a replay of the dataset.
+func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
+	start := time.Now()
+	if cfg.Data == "" {
+		cfg.Data = DefaultData
+	}
+	format := detectFormat(strings.TrimPrefix(cfg.Data, source.EmbeddedPrefix))
+	if cfg.Format != "" {
+		f, err := source.ParseFormat(cfg.Format)
+		if err != nil {
+			return nil, err
+		}
+		format = f
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 3
+	}
+	if cfg.Group == "" {
+		cfg.Group = "streamprofile-demo"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = os.Stderr
+	}
+	log := cfg.Logger
+	rep := &Report{Data: cfg.Data, Format: string(format), Partitions: cfg.Partitions}
+
+	// Check the dataset opens before starting anything.
+	rd, closer, err := source.Open(format, cfg.Data)
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+
+	brokers := cfg.Brokers
+	rep.Kafka = "external"
+	if len(brokers) == 0 {
+		k, err := StartEmbeddedKafka()
+		if err != nil {
+			return nil, err
+		}
+		defer k.Close()
+		brokers = k.Brokers()
+		rep.Kafka = "embedded (kfake)"
+	}
+	var rcfg RedisConfig
+	rep.Redis = "external"
+	if cfg.Redis != nil {
+		rcfg = *cfg.Redis
+	} else {
+		rs, err := StartRedis(ctx, true, log)
+		if err != nil {
+			return nil, err
+		}
+		defer rs.Close()
+		rcfg = RedisConfig{Addr: rs.Addr}
+		rep.Redis = rs.Kind
+	}
+	fmt.Fprintf(cfg.Progress, "streamprofile demo: Kafka %s at %s, Redis %s at %s, replaying %s (%s)\n",
+		rep.Kafka, strings.Join(brokers, ","), rep.Redis, rcfg.Addr, cfg.Data, format)
+
+	in, err := NewIngester(IngestConfig{
+		Brokers: brokers, Group: cfg.Group, Partitions: cfg.Partitions, CreateTopics: true,
+		Redis: rcfg, Store: features.StoreConfig{Prefix: cfg.Prefix}, Pipeline: cfg.Pipeline, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	topo := in.Topology()
+	if err := stream.EnsureTopics(ctx, brokers, topo.Topics(cfg.Partitions)...); err != nil {
+		return nil, err
+	}
+
+	runCtx, stopIngest := context.WithCancel(ctx)
+	defer stopIngest()
+	g, gctx := errgroup.WithContext(runCtx)
+	g.Go(func() error { return in.Run(gctx) })
+
+	producer, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		return nil, err
+	}
+	defer producer.Close()
+	total := countRecords(format, cfg.Data)
+	bar := progress.New("replay", total, progress.Options{Out: cfg.Progress})
+	var last int64
+	rst, err := stream.Replay(gctx, producer, replaySource{rd}, stream.ReplayConfig{
+		Topic: topo.Config().Topic, Speed: cfg.Speed,
+		Progress: func(n int64) { bar.Add(n - last); last = n },
+	})
+	bar.Done()
+	if err != nil {
+		stopIngest()
+		_ = g.Wait()
+		return nil, fmt.Errorf("demo: replay: %w", err)
+	}
+	rep.EventsRead = rst.Published + rst.Skipped
+	rep.SkippedLines = rst.Skipped
+	rep.FirstEventTime, rep.LastEventTime = rst.First.UTC(), rst.Last.UTC()
+	rep.ReplaySeconds = rst.Wall.Seconds()
+
+	// Wait until the ingester has made everything durable.
+	ing := progress.New("ingest", rst.Published, progress.Options{Out: cfg.Progress})
+	var seen int64
+	for {
+		lagErr := WaitCaughtUp(gctx, brokers, topo.Config().Topic, in.Store(), 100*time.Millisecond)
+		c := topo.Stats().Consumed.Load()
+		ing.Add(c - seen)
+		seen = c
+		if lagErr == nil {
+			break
+		}
+		if gctx.Err() != nil {
+			stopIngest()
+			if werr := g.Wait(); werr != nil {
+				return nil, werr
+			}
+			return nil, ctx.Err()
+		}
+	}
+	ing.Done()
+	fillReport(rep, topo.Stats(), start)
+
+	if cfg.ProfilesOut != "" {
+		f, err := os.Create(cfg.ProfilesOut)
+		if err != nil {
+			return nil, err
+		}
+		n, err := DumpProfiles(ctx, in.Store(), rst.Last, topo.Config().Features, f, nil)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("demo: profiles: %w", err)
+		}
+		rep.Users = n
+	} else {
+		n := 0
+		if err := ScanUsers(ctx, in.Store(), func(string) error { n++; return nil }); err != nil {
+			return nil, err
+		}
+		rep.Users = n
+	}
+	if cfg.ReportPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(cfg.ReportPath, append(b, '\n'), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	printSummary(cfg.Progress, rep)
+	if !cfg.ExitWhenDone {
+		fmt.Fprintln(cfg.Progress, "demo: replay ingested; still consuming. Press Ctrl-C to stop.")
+		<-ctx.Done()
+	}
+	stopIngest()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func fillReport(rep *Report, st *pipeline.Stats, start time.Time) {
+	rep.Consumed = st.Consumed.Load()
+	rep.Valid = st.Valid.Load()
+	rep.Applied = st.Applied.Load()
+	rep.Deduplicated = st.Duplicates.Load()
+	rep.DeadLettered = st.DeadLetter.Load()
+	rep.DeadLetterReasons = map[string]int64{}
+	for r, n := range st.DeadLetterByReason() {
+		rep.DeadLetterReasons[string(r)] = n
+	}
+	rep.RedisFlushes = st.Flushes.Load()
+	rep.RedisRoundTrips = st.RoundTrips()
+	if rep.Consumed > 0 {
+		rep.RoundTripsPerEvt = float64(rep.RedisRoundTrips) / float64(rep.Consumed)
+	}
+	rep.WallSeconds = time.Since(start).Seconds()
+	if rep.WallSeconds > 0 {
+		rep.EventsPerSecond = float64(rep.Consumed) / rep.WallSeconds
+	}
+}
+
+func printSummary(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "\nevents read %d, valid %d, applied %d, deduplicated %d, dead-lettered %d\n",
+		r.EventsRead, r.Valid, r.Applied, r.Deduplicated, r.DeadLettered)
+	fmt.Fprintf(w, "users %d, Redis flushes %d, round trips/event %.4f, wall %.2fs, %.0f events/s\n",
+		r.Users, r.RedisFlushes, r.RoundTripsPerEvt, r.WallSeconds, r.EventsPerSecond)
+}

@@ -1,0 +1,160 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// RedisConfig says how to reach Redis. Exactly one of Addr and Cluster is
+// used; Cluster wins when set.
+type RedisConfig struct {
+	// Addr of a standalone server. Default "127.0.0.1:6379".
+	Addr string `yaml:"addr"`
+	// Cluster seed addresses of a Redis Cluster. Default none.
+	Cluster []string `yaml:"cluster"`
+	// Password for AUTH. Default none.
+	Password string `yaml:"password"`
+	// Timeout for dial, read and write. Default 3s.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// NewRedis returns a client for cfg.
+func NewRedis(cfg RedisConfig) redis.UniversalClient {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 3 * time.Second
+	}
+	if len(cfg.Cluster) > 0 {
+		return redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs: cfg.Cluster, Password: cfg.Password,
+			DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
+		})
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:6379"
+	}
+	return redis.NewClient(&redis.Options{
+		Addr: cfg.Addr, Password: cfg.Password,
+		DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
+	})
+}
+
+// IngestConfig configures the ingest role.
+type IngestConfig struct {
+	// Brokers are the Kafka bootstrap brokers. Required.
+	Brokers []string `yaml:"brokers"`
+	// Group is the consumer group. Default "streamprofile".
+	Group string `yaml:"group"`
+	// Partitions is used when creating missing topics. Default 6.
+	Partitions int `yaml:"partitions"`
+	// CreateTopics creates the topology's topics when missing. Default
+	// false (production topics are provisioned by their owners).
+	CreateTopics bool `yaml:"create_topics"`
+	// Redis says how to reach Redis.
+	Redis RedisConfig `yaml:"redis"`
+	// Store is the Redis layout.
+	Store features.StoreConfig `yaml:"store"`
+	// Pipeline is the processing topology.
+	Pipeline pipeline.Config `yaml:"pipeline"`
+	// Logger for operational logs. Default slog.Default().
+	Logger *slog.Logger `yaml:"-"`
+}
+
+// Validate reports invalid settings.
+func (c *IngestConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("ingest: no Kafka brokers (set --brokers or STREAMPROFILE_BROKERS)")
+	}
+	if err := c.Store.Validate(); err != nil {
+		return err
+	}
+	return c.Pipeline.Validate()
+}
+
+// Ingester consumes the clickstream into the feature store.
+type Ingester struct {
+	cfg      IngestConfig
+	rdb      redis.UniversalClient
+	store    *features.Store
+	producer *stream.Producer
+	topo     *pipeline.Topology
+	group    *stream.Group
+}
+
+// NewIngester connects the ingest role. stages extend the topology.
+func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Group == "" {
+		cfg.Group = "streamprofile"
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 6
+	}
+	cfg.Store.Group = cfg.Group
+	rdb := NewRedis(cfg.Redis)
+	store, err := features.NewStore(rdb, cfg.Store)
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	producer, err := stream.NewProducer(stream.ProducerConfig{Brokers: cfg.Brokers})
+	if err != nil {
+		rdb.Close()
+		return nil, err
+	}
+	topo, err := pipeline.New(cfg.Pipeline, store, producer, stages...)
+	if err != nil {
+		rdb.Close()
+		producer.Close()
+		return nil, err
+	}
+	group, err := stream.NewGroup(stream.GroupConfig{
+		Brokers: cfg.Brokers, GroupID: cfg.Group, Topic: topo.Config().Topic, Logger: cfg.Logger,
+	}, topo.Factory())
+	if err != nil {
+		rdb.Close()
+		producer.Close()
+		return nil, err
+	}
+	return &Ingester{cfg: cfg, rdb: rdb, store: store, producer: producer, topo: topo, group: group}, nil
+}
+
+// Store returns the feature store.
+func (in *Ingester) Store() *features.Store { return in.store }
+
+// Topology returns the processing topology.
+func (in *Ingester) Topology() *pipeline.Topology { return in.topo }
+
+// Group returns the consumer group.
+func (in *Ingester) Group() *stream.Group { return in.group }
+
+// Run consumes until ctx is done.
+func (in *Ingester) Run(ctx context.Context) error {
+	if err := in.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ingest: redis: %w", err)
+	}
+	if in.cfg.CreateTopics {
+		if err := stream.EnsureTopics(ctx, in.cfg.Brokers, in.topo.Topics(in.cfg.Partitions)...); err != nil {
+			return err
+		}
+	}
+	return in.group.Run(ctx)
+}
+
+// Close releases connections. Call after Run returns.
+func (in *Ingester) Close() error {
+	return errors.Join(in.producer.Close(), in.rdb.Close())
+}

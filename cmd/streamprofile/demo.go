@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/streamprofile/streamprofile/app"
+)
+
+// speedFlag parses --speed: "max" or a positive multiple of real time.
+type speedFlag struct{ v float64 }
+
+func (s *speedFlag) String() string {
+	if s.v == 0 {
+		return "max"
+	}
+	return strconv.FormatFloat(s.v, 'g', -1, 64)
+}
+
+func (s *speedFlag) Set(v string) error {
+	v = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(v)), "x")
+	if v == "max" || v == "" {
+		s.v = 0
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f <= 0 {
+		return fmt.Errorf("speed %q: want max or a positive multiple of real time", v)
+	}
+	s.v = f
+	return nil
+}
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cfg app.DemoConfig
+	fs := newFlags("demo", stderr)
+	var speed speedFlag
+	var brokers, redisAddr, logFormat, logLevel string
+	fs.StringVar(&cfg.Data, "data", app.DefaultData, "dataset to replay: a file path or embedded:<name>")
+	fs.StringVar(&cfg.Format, "format", "", "dataset format: jsonl, rees46 or cdnow (default: from the file name)")
+	fs.Var(&speed, "speed", "replay speed: max, or a multiple of real time such as 60")
+	fs.BoolVar(&cfg.ExitWhenDone, "exit-when-done", false, "exit once the replay is ingested")
+	fs.StringVar(&cfg.ReportPath, "report", "", "write the JSON report to this file")
+	fs.StringVar(&cfg.ProfilesOut, "profiles-out", "", "write every profile as JSON lines to this file")
+	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of the clickstream topic")
+	fs.StringVar(&brokers, "brokers", "", "use this Kafka instead of the in-process one")
+	fs.StringVar(&redisAddr, "redis", "", "use this Redis instead of starting one")
+	fs.StringVar(&cfg.Prefix, "prefix", "sp", "Redis key prefix")
+	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&logLevel, "log-level", "warn", "log level")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, logFormat, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Speed = speed.v
+	cfg.Brokers = splitList(brokers)
+	if redisAddr != "" {
+		cfg.Redis = &app.RedisConfig{Addr: redisAddr}
+	}
+	cfg.Progress = stderr
+	_, err = app.RunDemo(ctx, cfg)
+	return err
+}

@@ -1,0 +1,132 @@
+// Package progress reports how far a long command (replay, demo, bench) has
+// got: a progress bar with rate and ETA when stderr is a terminal, plain
+// periodic lines otherwise.
+package progress
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Reporter counts work done toward an optional total.
+type Reporter struct {
+	mu       sync.Mutex
+	bar      *progressbar.ProgressBar
+	w        io.Writer
+	desc     string
+	total    int64
+	done     int64
+	start    time.Time
+	last     time.Time
+	interval time.Duration
+	finished bool
+}
+
+// Options configure a Reporter.
+type Options struct {
+	// Out receives the output. Default os.Stderr.
+	Out io.Writer
+	// Terminal forces bar (true) or line (false) mode; nil detects whether
+	// Out is a terminal.
+	Terminal *bool
+	// Interval between plain lines. Default 2s.
+	Interval time.Duration
+}
+
+// New returns a reporter for total units (≤ 0: unknown) labelled desc.
+func New(desc string, total int64, o Options) *Reporter {
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	if o.Interval <= 0 {
+		o.Interval = 2 * time.Second
+	}
+	term := isTerminal(o.Out)
+	if o.Terminal != nil {
+		term = *o.Terminal
+	}
+	r := &Reporter{w: o.Out, desc: desc, total: total, start: time.Now(), interval: o.Interval}
+	r.last = r.start
+	if term {
+		max := total
+		if max <= 0 {
+			max = -1
+		}
+		r.bar = progressbar.NewOptions64(max,
+			progressbar.OptionSetWriter(o.Out),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("ev"),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+	}
+	return r
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Add records n more units done.
+func (r *Reporter) Add(n int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.done += n
+	if r.bar != nil {
+		_ = r.bar.Add64(n)
+		return
+	}
+	if now := time.Now(); now.Sub(r.last) >= r.interval {
+		r.last = now
+		r.line(now)
+	}
+}
+
+func (r *Reporter) line(now time.Time) {
+	el := now.Sub(r.start).Seconds()
+	rate := 0.0
+	if el > 0 {
+		rate = float64(r.done) / el
+	}
+	if r.total > 0 {
+		eta := "?"
+		if rate > 0 {
+			eta = (time.Duration(float64(r.total-r.done)/rate) * time.Second / time.Second).Round(time.Second).String()
+		}
+		fmt.Fprintf(r.w, "%s: %d/%d (%.0f%%) %.0f/s eta %s\n", r.desc, r.done, r.total, 100*float64(r.done)/float64(r.total), rate, eta)
+		return
+	}
+	fmt.Fprintf(r.w, "%s: %d %.0f/s\n", r.desc, r.done, rate)
+}
+
+// Done finishes the report with a summary line. It is idempotent.
+func (r *Reporter) Done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.finished {
+		return
+	}
+	r.finished = true
+	if r.bar != nil {
+		_ = r.bar.Finish()
+	}
+	el := time.Since(r.start)
+	rate := 0.0
+	if el > 0 {
+		rate = float64(r.done) / el.Seconds()
+	}
+	fmt.Fprintf(r.w, "%s: %d done in %s (%.0f/s)\n", r.desc, r.done, el.Round(time.Millisecond), rate)
+}
