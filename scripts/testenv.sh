@@ -22,6 +22,7 @@
 #   STREAMPROFILE_TESTENV_REDIS_PORT first standalone Redis port tried (default 16379)
 #   STREAMPROFILE_TESTENV_CLUSTER_PORT first Redis Cluster port tried (default 17000; bus ports are +10000)
 #   STREAMPROFILE_TESTENV_TIMEOUT    seconds to wait for each service to become ready (default 180)
+#   STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS JVM options of the broker (default below, see default_kafka_jvm_opts)
 #
 # Layout of the state folder:
 #   kafka-<version>/libs/   Kafka jars (cache; kept by `down`)
@@ -226,6 +227,9 @@ ensure_probe() {
 # ---------------------------------------------------------------- Kafka
 
 kafka_dir="$run/kafka"
+# C1 only and the serial collector: half the CPU to start (measured 2.5 s vs 5.4 s with C2 and G1)
+# and less when idle; a test broker's throughput needs neither C2 nor G1.
+default_kafka_jvm_opts="-Xms256m -Xmx1g -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
 write_kafka_config() {
 	local port="$1" cport="$2"
@@ -264,7 +268,9 @@ EOF
 
 # kafka_jvm sets the array kafka_cmd (declared local by the caller) to the JVM command line for "$@".
 kafka_jvm() {
-	kafka_cmd=(java -Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
+	local opts
+	read -r -a opts <<<"${STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS:-$default_kafka_jvm_opts}"
+	kafka_cmd=(java "${opts[@]}" -Djava.awt.headless=true
 		-Dlog4j2.configurationFile="$repo/scripts/kafka/log4j2.xml"
 		-Dkafka.log.file="$kafka_dir/broker.log"
 		-cp "$libs/*" "$@")
@@ -276,14 +282,20 @@ kafka_java() {
 	"${kafka_cmd[@]}" 9>&-
 }
 
-format_kafka() {
+# new_cluster_id prints a Kafka cluster id: 16 random bytes in unpadded base64url, not starting
+# with '-' (what `kafka-storage.sh random-uuid` prints, without starting a JVM for it).
+new_cluster_id() {
 	local id
-	id="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$kafka_dir/format.log" | tail -n 1)" || {
-		tail_log "$kafka_dir/format.log"
-		die "kafka StorageTool random-uuid failed"
-	}
-	[[ -n "$id" ]] || die "kafka StorageTool random-uuid printed nothing"
-	if ! kafka_java kafka.tools.StorageTool format -t "$id" -c "$kafka_dir/server.properties" >>"$kafka_dir/format.log" 2>&1; then
+	while :; do
+		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+		[[ "$id" != -* && ${#id} == 22 ]] && break
+	done
+	printf '%s\n' "$id"
+}
+
+format_kafka() {
+	if ! kafka_java kafka.tools.StorageTool format -t "$(new_cluster_id)" -c "$kafka_dir/server.properties" \
+		>>"$kafka_dir/format.log" 2>&1; then
 		tail_log "$kafka_dir/format.log"
 		die "kafka StorageTool format failed"
 	fi
@@ -468,11 +480,14 @@ with_lock() {
 }
 
 cmd_up() {
-	local t0=$SECONDS
+	local t0=$SECONDS t1 t2 t3
 	mkdir -p "$run"
 	ensure_redis_installed
+	t1=$SECONDS
 	ensure_kafka_jars
+	t2=$SECONDS
 	ensure_probe
+	t3=$SECONDS
 	kafka_up
 	redis_up
 	cluster_up
@@ -480,7 +495,8 @@ cmd_up() {
 	wait_cluster
 	wait_kafka
 	write_env
-	log "up in $((SECONDS - t0))s; state in $run (eval \"\$($0 env)\" for the test variables)"
+	log "up in $((SECONDS - t0))s (redis install $((t1 - t0))s, kafka jars $((t2 - t1))s, probe build $((t3 - t2))s, start and readiness $((SECONDS - t3))s)"
+	log "state in $run; eval \"\$($0 env)\" exports the test variables"
 }
 
 cmd_down() {
