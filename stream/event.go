@@ -224,7 +224,7 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 	if err != nil {
 		return ev, decodeErr(ReasonBadTime, "ts", fmt.Sprintf("unparsable RFC 3339 time %q", truncate(w.TS, 64)))
 	}
-	if ts.Year() < 1970 {
+	if ts.UTC().Year() < 1970 { // in UTC: "1970-01-01T00:30:00+01:00" is 1969
 		return ev, decodeErr(ReasonBadTime, "ts", "event time before 1970")
 	}
 	if limit := d.now().Add(d.limits.MaxFuture); ts.After(limit) {
