@@ -79,6 +79,22 @@ func rawLines(t testing.TB, name string) []string {
 // to exactly rec.Event.
 func checkDecodes(t testing.TB, dec *stream.Decoder, rec source.Record) {
 	t.Helper()
+	decodeAndCompare(t, dec, rec)
+}
+
+// checkDecodesSampled is checkDecodes for the bundled datasets: under the
+// race detector only every 16th record is re-decoded (each was already
+// decoded by the reader, which returns no Record for a value that fails).
+func checkDecodesSampled(t testing.TB, dec *stream.Decoder, rec source.Record) {
+	t.Helper()
+	if raceEnabled && rec.Line%16 != 0 {
+		return
+	}
+	decodeAndCompare(t, dec, rec)
+}
+
+func decodeAndCompare(t testing.TB, dec *stream.Decoder, rec source.Record) {
+	t.Helper()
 	got, err := dec.Decode(rec.Value)
 	if err != nil {
 		t.Fatalf("line %d: value %s does not decode: %v", rec.Line, rec.Value, err)
@@ -106,7 +122,7 @@ func TestBundledREES46(t *testing.T) {
 		if rec.Line != i+2 {
 			t.Fatalf("record %d has line %d, want %d (header is line 1)", i, rec.Line, i+2)
 		}
-		checkDecodes(t, dec, rec)
+		checkDecodesSampled(t, dec, rec)
 		f := strings.Split(raw[rec.Line], ",")
 		ev := rec.Event
 		price, _ := strconv.ParseFloat(f[6], 64)
@@ -177,7 +193,7 @@ func TestBundledCDNOW(t *testing.T) {
 				if rec.Line != i+first {
 					t.Fatalf("record %d has line %d, want %d", i, rec.Line, i+first)
 				}
-				checkDecodes(t, dec, rec)
+				checkDecodesSampled(t, dec, rec)
 				f := strings.Fields(raw[rec.Line])
 				if len(f) == 5 {
 					f = append(f[:1], f[2:]...) // drop the sample id
