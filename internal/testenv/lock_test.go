@@ -3,6 +3,7 @@ package testenv
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -238,4 +239,68 @@ func TestUniqueName(t *testing.T) {
 	if want := len("test:") + 5 + len(":") + 8; len(long) != want {
 		t.Errorf("len(%q) = %d, want %d", long, len(long), want)
 	}
+}
+
+// FuzzOwnerRecord feeds arbitrary bytes as the exclusive holder's record:
+// owner never panics, and whatever it accepts names a holder that covers
+// itself and its subtests.
+func FuzzOwnerRecord(f *testing.F) {
+	f.Add([]byte("123\nTestFault\n"))
+	f.Add([]byte("123\nTestFault/sub case\n"))
+	f.Add([]byte("\n\n"))
+	f.Add([]byte("x\nTest\n"))
+	f.Add([]byte("-1\n\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, record []byte) {
+		l := serviceLock{dir: dir, service: "fuzz"}
+		if err := os.WriteFile(l.ownerPath(), record, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, ok := l.owner()
+		if !ok {
+			return
+		}
+		if !h.covers(h.pid, h.name) || !h.covers(h.pid, h.name+"/sub") {
+			t.Fatalf("owner %+v from %q does not cover itself and its subtests", h, record)
+		}
+		if h.covers(h.pid+1, h.name) {
+			t.Fatalf("owner %+v covers another process", h)
+		}
+	})
+}
+
+// namedTB is a testing.TB with a chosen name, for uniqueName.
+type namedTB struct {
+	testing.TB
+	name string
+}
+
+func (n namedTB) Name() string { return n.name }
+func (n namedTB) Helper()      {}
+
+// FuzzUniqueName checks that any test name yields a valid Kafka topic name
+// (characters [A-Za-z0-9._-], at most 249 bytes) of the documented shape.
+func FuzzUniqueName(f *testing.F) {
+	f.Add("TestKafka")
+	f.Add("TestX/sub test/#01")
+	f.Add("Test\x00\xff\u00e9:{}")
+	f.Add(strings.Repeat("TestLong", 100))
+	f.Fuzz(func(t *testing.T, name string) {
+		got := uniqueName(namedTB{TB: t, name: name}, "test", '.', 180)
+		if len(got) > 249 {
+			t.Fatalf("len(%q) = %d, over Kafka's 249", got, len(got))
+		}
+		if !strings.HasPrefix(got, "test.") {
+			t.Fatalf("%q does not start with test.", got)
+		}
+		for _, c := range []byte(got) {
+			ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+			if !ok {
+				t.Fatalf("%q has byte %q, not valid in a Kafka topic name", got, c)
+			}
+		}
+		if want := len("test.") + min(len(name), 180) + len(".") + 8; len(got) != want {
+			t.Fatalf("len(%q) = %d, want %d", got, len(got), want)
+		}
+	})
 }
