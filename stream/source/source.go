@@ -56,8 +56,9 @@ type Record struct {
 	// Event is the decoded, validated event: what stream.Decoder.Decode
 	// returns for Value.
 	Event stream.Event
-	// Value is the schema-1 JSON message value: the line unchanged for
-	// jsonl, the output of stream.Encode for the CSV formats.
+	// Value is the schema-1 JSON message value: for jsonl the line as it
+	// is, without its LF or CRLF terminator; for the CSV formats the output
+	// of stream.Encode.
 	Value []byte
 	// Line is the 1-based physical line the event came from.
 	Line int
