@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,7 +13,7 @@ import (
 // with -race. Every score from a given snapshot must stay bit-identical.
 func TestSnapshotImmutableUnderTraining(t *testing.T) {
 	n := newTestNetwork(t, testArch())
-	train := synth(30, 128)
+	train := synth(30, 64)
 	if _, err := n.TrainBatch(train); err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +41,9 @@ func TestSnapshotImmutableUnderTraining(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var predictions atomic.Int64
-	errs := make(chan string, 4)
-	for w := range 4 {
+	const workers = 2
+	errs := make(chan string, workers)
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -53,7 +55,7 @@ func TestSnapshotImmutableUnderTraining(t *testing.T) {
 					return
 				default:
 				}
-				if i%50 == 0 { // pick up the newest snapshot now and then
+				if i%20 == 0 { // pick up the newest snapshot now and then
 					local = reference(current.Load())
 				}
 				for _, r := range []ref{first, local} {
@@ -69,16 +71,19 @@ func TestSnapshotImmutableUnderTraining(t *testing.T) {
 							return
 						}
 					}
-					if _, err := r.m.Explain(probe[k], nil); err != nil {
-						errs <- err.Error()
-						return
+					if i%10 == 0 {
+						if _, err := r.m.Explain(probe[k], nil); err != nil {
+							errs <- err.Error()
+							return
+						}
 					}
 					predictions.Add(1)
 				}
 			}
 		}()
 	}
-	for range 40 {
+	for range 15 {
+		runtime.Gosched()
 		if _, err := n.TrainBatch(train); err != nil {
 			t.Fatal(err)
 		}

@@ -34,9 +34,7 @@ type Network struct {
 	// place for every batch.
 	numeric  *gorgonia.Node // BatchSize x len(NumericFeatures); nil without numeric features
 	numericT *tensor.Dense
-	bags     []*gorgonia.Node // per token field: BatchSize x HashBuckets averaging weights
-	bagsT    []*tensor.Dense
-	bagsSet  [][]int // per token field: flat indices written by the last batch
+	bags     []*bagLayout   // per token field, read by its BagMean op
 	labels   *gorgonia.Node // BatchSize x heads
 	labelsT  *tensor.Dense
 	weight   *gorgonia.Node // BatchSize x heads: 1/n where the label is known, else 0
@@ -85,7 +83,7 @@ func NewNetwork(arch Arch) (*Network, error) {
 		}
 		layers[i] = l
 	}
-	return build(arch, 0, 0, newNormalizer(len(arch.NumericFeatures)), emb, layers)
+	return assemble(arch, 0, 0, newNormalizer(len(arch.NumericFeatures)), emb, layers)
 }
 
 // NewNetworkFrom builds a network that continues training from m: same
@@ -107,12 +105,12 @@ func NewNetworkFrom(m *Model) (*Network, error) {
 	for i, l := range m.layers {
 		layers[i] = dense{in: l.in, out: l.out, w: append([]float64(nil), l.w...), b: append([]float64(nil), l.b...)}
 	}
-	return build(arch, m.steps, m.examples, m.norm.clone(), emb, layers)
+	return assemble(arch, m.steps, m.examples, m.norm.clone(), emb, layers)
 }
 
-// build assembles the graph around the given (owned) weights. This is the
+// assemble builds the graph around the given (owned) weights. This is the
 // only place the graph is built; it is never rebuilt per batch.
-func build(arch Arch, steps, examples uint64, norm normalizer, emb [][]float64, layers []dense) (net *Network, err error) {
+func assemble(arch Arch, steps, examples uint64, norm normalizer, emb [][]float64, layers []dense) (net *Network, err error) {
 	// gorgonia's graph constructors report some failures by panicking
 	// (Must); convert any such panic into an error.
 	defer func() {
@@ -141,14 +139,11 @@ func build(arch Arch, steps, examples uint64, norm normalizer, emb [][]float64, 
 		parts = append(parts, n.numeric)
 	}
 	for f, field := range arch.TokenFields {
-		bag, bagT := matrix(fmt.Sprintf("bag%d_%s", f, field), B, arch.HashBuckets, nil)
 		table, _ := matrix(fmt.Sprintf("emb%d_%s", f, field), arch.HashBuckets, arch.EmbedDim, emb[f])
-		n.bags, n.bagsT = append(n.bags, bag), append(n.bagsT, bagT)
-		n.emb = append(n.emb, table)
-		// Mean of the bag's embedding rows: the averaging weights times the table.
-		parts = append(parts, gorgonia.Must(gorgonia.Mul(bag, table)))
+		layout := newBagLayout(B)
+		n.bags, n.emb = append(n.bags, layout), append(n.emb, table)
+		parts = append(parts, gorgonia.Must(bagMeanNode(table, layout, field)))
 	}
-	n.bagsSet = make([][]int, len(arch.TokenFields))
 	h := parts[0]
 	if len(parts) > 1 {
 		h = gorgonia.Must(gorgonia.Concat(1, parts...))
@@ -270,7 +265,7 @@ func (n *Network) load(exs []Example, observe bool) {
 		n.examples += uint64(len(exs))
 	}
 	n.norm.freeze(n.shift, n.scale)
-	N, T, K := len(n.arch.NumericFeatures), len(n.arch.Heads), n.arch.HashBuckets
+	N, T := len(n.arch.NumericFeatures), len(n.arch.Heads)
 	if N > 0 {
 		x := n.numericT.Data().([]float64)
 		clear(x)
@@ -279,24 +274,7 @@ func (n *Network) load(exs []Example, observe bool) {
 		}
 	}
 	for f, field := range n.arch.TokenFields {
-		a := n.bagsT[f].Data().([]float64)
-		for _, j := range n.bagsSet[f] {
-			a[j] = 0
-		}
-		set := n.bagsSet[f][:0]
-		for i := range exs {
-			ids := exs[i].Tokens[field]
-			if len(ids) == 0 {
-				continue
-			}
-			inv := 1 / float64(len(ids))
-			for _, id := range ids {
-				j := i*K + int(id)
-				a[j] += inv
-				set = append(set, j)
-			}
-		}
-		n.bagsSet[f] = set
+		n.bags[f].fill(exs, field)
 	}
 	y, w := n.labelsT.Data().([]float64), n.weightT.Data().([]float64)
 	clear(y)
@@ -314,9 +292,6 @@ func (n *Network) load(exs []Example, observe bool) {
 	// the machine's view explicit.
 	if n.numeric != nil {
 		_ = gorgonia.Let(n.numeric, n.numericT)
-	}
-	for f := range n.bags {
-		_ = gorgonia.Let(n.bags[f], n.bagsT[f])
 	}
 	_ = gorgonia.Let(n.labels, n.labelsT)
 	_ = gorgonia.Let(n.weight, n.weightT)
