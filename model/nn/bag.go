@@ -57,7 +57,7 @@ var (
 	_ gorgonia.UsePreallocDoer = (*bagMeanGradOp)(nil)
 )
 
-// bagMean applies bagMeanOp to table.
+// bagMeanNode applies a bagMeanOp reading layout to table.
 func bagMeanNode(table *gorgonia.Node, layout *bagLayout, name string) (*gorgonia.Node, error) {
 	return gorgonia.ApplyOp(&bagMeanOp{layout: layout, name: name}, table)
 }
