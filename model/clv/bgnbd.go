@@ -88,7 +88,9 @@ func (m BGNBD) LogLikelihood(cs []Customer) float64 {
 // PAlive returns P(alive at T | x, t_x, T), the probability that the
 // customer has not dropped out by the end of the calibration period
 // (equation A3 of Fader, Hardie & Lee 2005). It is 1 when c has no repeat
-// purchase and NaN if m or c is invalid.
+// purchase (the model lets customers drop out only after a repeat purchase)
+// and NaN if m or c is invalid. Because of that, it is a poor score for
+// ranking who will buy next; use [BGNBD.ExpectedPurchases] for that.
 func (m BGNBD) PAlive(c Customer) float64 {
 	if m.Validate() != nil || c.Validate() != nil {
 		return math.NaN()

@@ -347,6 +347,21 @@ func TestFitBGNBDRecoversSimulatedParameters(t *testing.T) {
 	}
 }
 
+// A fit cut short by MaxEvaluations is returned, valid but not converged.
+func TestFitBGNBDEvaluationLimit(t *testing.T) {
+	s := loadCDNOW(t, data.CDNOWSample)
+	m, res, err := clv.FitBGNBD(s.customers, clv.FitOptions{MaxEvaluations: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Converged || res.Evaluations > 40 || m.Validate() != nil {
+		t.Errorf("fit %v, %+v: want valid parameters, not converged, ≤ 40 evaluations", m, res)
+	}
+	if ll := m.LogLikelihood(s.customers); math.Abs(ll-res.LogLikelihood) > 1e-6 || !(ll < publishedBGNBDLogLik) {
+		t.Errorf("LL %v (FitResult %v): want finite and below the optimum", ll, res.LogLikelihood)
+	}
+}
+
 func TestFitBGNBDInvalidInput(t *testing.T) {
 	ok := clv.Customer{Frequency: 1, Recency: 2, T: 3}
 	for _, tc := range []struct {
