@@ -23,6 +23,8 @@ type RedisConfig struct {
 	Cluster []string `yaml:"cluster"`
 	// Password for AUTH. Default none.
 	Password string `yaml:"password"`
+	// DB is the database number of a standalone server. Default 0.
+	DB int `yaml:"db"`
 	// Timeout for dial, read and write. Default 3s.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -42,7 +44,7 @@ func NewRedis(cfg RedisConfig) redis.UniversalClient {
 		cfg.Addr = "127.0.0.1:6379"
 	}
 	return redis.NewClient(&redis.Options{
-		Addr: cfg.Addr, Password: cfg.Password,
+		Addr: cfg.Addr, Password: cfg.Password, DB: cfg.DB,
 		DialTimeout: cfg.Timeout, ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout,
 	})
 }
@@ -58,6 +60,9 @@ type IngestConfig struct {
 	// CreateTopics creates the topology's topics when missing. Default
 	// false (production topics are provisioned by their owners).
 	CreateTopics bool `yaml:"create_topics"`
+	// SessionTimeout is the consumer-group session timeout: how long a
+	// crashed member holds its partitions. Default 10s.
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	// Redis says how to reach Redis.
 	Redis RedisConfig `yaml:"redis"`
 	// Store is the Redis layout.
@@ -123,6 +128,7 @@ func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) 
 	}
 	group, err := stream.NewGroup(stream.GroupConfig{
 		Brokers: cfg.Brokers, GroupID: cfg.Group, Topic: topo.Config().Topic, Logger: cfg.Logger,
+		SessionTimeout: cfg.SessionTimeout,
 	}, topo.Factory())
 	if err != nil {
 		rdb.Close()

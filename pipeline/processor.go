@@ -42,7 +42,7 @@ type processor struct {
 	wm        *stream.Watermark
 	cache     map[string]*entry
 	tick      uint64
-	pending   int       // events applied since the last flush
+	pending   int       // messages processed since the last flush
 	firstPend time.Time // when the oldest unflushed message was processed
 	next      int64     // next offset to read (checkpoint candidate)
 	flushed   int64     // next offset covered by the last flush
@@ -88,7 +88,7 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 	for {
 		batch = batch[:0]
 		var deadline <-chan time.Time
-		if p.pending > 0 || len(p.outbox) > 0 {
+		if p.unflushed() {
 			wait := cfg.FlushInterval - time.Since(p.firstPend)
 			if wait <= 0 {
 				if err := p.flush(ctx, feed); err != nil {
@@ -163,7 +163,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if p.pending == 0 && len(p.outbox) == 0 {
+	if !p.unflushed() {
 		p.firstPend = time.Now()
 	}
 	evs := make([]decoded, len(batch))
@@ -211,6 +211,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 		d := &evs[i]
 		m := d.msg
 		p.next = m.Offset + 1
+		p.pending++
 		if d.bad != nil {
 			t.stats.deadLettered(d.bad.Reason)
 			p.outbox = append(p.outbox, stream.DeadLetter(t.cfg.DLQTopic, *m, d.bad.Reason, d.bad))
@@ -247,13 +248,18 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			e.dirty = true
 			p.dirtyList = append(p.dirtyList, d.user)
 		}
-		p.pending++
 		t.stats.Applied.Add(1)
 		for _, s := range p.stages {
 			p.outbox = s.Event(&StageEvent{Msg: m, Event: &d.ev, User: d.user, State: &e.state, Watermark: env.Watermark}, p.outbox)
 		}
 	}
 	return nil
+}
+
+// unflushed reports whether anything processed is not yet durable: applied
+// events, dead letters, or skipped records that advance the checkpoint.
+func (p *processor) unflushed() bool {
+	return p.pending > 0 || len(p.outbox) > 0 || (p.next >= 0 && p.next != p.flushed)
 }
 
 // flush makes everything processed so far durable: emitted messages first
