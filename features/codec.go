@@ -32,8 +32,13 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, stateFormat)
 	for _, v := range [...]int64{s.Views, s.Carts, s.Removes, s.Purchases, s.Searches, s.Reviews, s.Units,
 		s.RevenueMicros, s.ViewPriceMicros, s.ViewPriceN, s.FirstSeenMs, s.LastSeenMs, s.LastPurchaseMs,
-		s.SessionsDone, s.CartSessionsDone, s.AbandonDone, s.ConsentMs} {
+		s.SessionsDone, s.CartSessionsDone, s.AbandonDone, s.ConsentMs,
+		s.PurchaseDays, s.FirstPurchaseDay, s.LastPurchaseDay, s.FirstDayRevenueMicros} {
 		b = binary.AppendVarint(b, v)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.RecentDays)))
+	for _, d := range s.RecentDays {
+		b = binary.AppendVarint(b, d)
 	}
 	var flags byte
 	if s.ProfilingOff {
@@ -102,8 +107,15 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	var n State
 	for _, p := range [...]*int64{&n.Views, &n.Carts, &n.Removes, &n.Purchases, &n.Searches, &n.Reviews, &n.Units,
 		&n.RevenueMicros, &n.ViewPriceMicros, &n.ViewPriceN, &n.FirstSeenMs, &n.LastSeenMs, &n.LastPurchaseMs,
-		&n.SessionsDone, &n.CartSessionsDone, &n.AbandonDone, &n.ConsentMs} {
+		&n.SessionsDone, &n.CartSessionsDone, &n.AbandonDone, &n.ConsentMs,
+		&n.PurchaseDays, &n.FirstPurchaseDay, &n.LastPurchaseDay, &n.FirstDayRevenueMicros} {
 		*p = r.varint()
+	}
+	if k := r.count(); k > 0 {
+		n.RecentDays = make([]int64, k)
+		for i := range n.RecentDays {
+			n.RecentDays[i] = r.varint()
+		}
 	}
 	flags := r.byte()
 	n.ProfilingOff, n.AdsOff = flags&1 != 0, flags&2 != 0

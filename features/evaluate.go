@@ -129,6 +129,20 @@ func (s *State) evaluate(t int64, cfg *Config, v *Vector) {
 		}
 	}
 	v[RFMScore] = 100*v[RFMRecency] + 10*v[RFMFrequency] + v[RFMMonetary]
+
+	if s.PurchaseDays > 0 {
+		const weekDays = 7.0
+		v[PurchaseDays] = float64(s.PurchaseDays)
+		x := s.PurchaseDays - 1
+		v[RepeatTransactions] = float64(x)
+		v[RecencyWeeks] = float64(s.LastPurchaseDay-s.FirstPurchaseDay) / weekDays
+		// T counts whole days from the first purchase day to T's day, the
+		// CDNOW convention (calibration ends on a day boundary).
+		v[AgeWeeks] = math.Max(0, float64(t-s.FirstPurchaseDay*dayMs)/float64(dayMs)/weekDays)
+		if x > 0 {
+			v[RepeatAvgValue] = micros(s.RevenueMicros-s.FirstDayRevenueMicros) / float64(x)
+		}
+	}
 }
 
 func micros(m int64) float64 { return float64(m) / 1e6 }

@@ -43,6 +43,11 @@ const (
 	RFMFrequency
 	RFMMonetary
 	RFMScore
+	PurchaseDays
+	RepeatTransactions
+	RecencyWeeks
+	AgeWeeks
+	RepeatAvgValue
 	NumFeatures // number of numeric features; not a feature
 )
 
@@ -93,6 +98,11 @@ var Defs = [NumFeatures]Def{
 	RFMFrequency:          {"rfm_frequency", "1–5 from purchases_total, thresholds 2/3/5/10 (0: none)"},
 	RFMMonetary:           {"rfm_monetary", "1–5 from revenue_total, thresholds 50/200/500/1000 (0: none)"},
 	RFMScore:              {"rfm_score", "100·R + 10·F + M"},
+	PurchaseDays:          {"purchase_days", "distinct UTC days with a purchase (same-day purchases are one transaction)"},
+	RepeatTransactions:    {"repeat_transactions", "purchase_days − 1 (BG/NBD frequency x; 0 without purchase)"},
+	RecencyWeeks:          {"recency_weeks", "weeks from the first to the last purchase day (BG/NBD t_x)"},
+	AgeWeeks:              {"age_weeks", "weeks from the first purchase day to T (BG/NBD T; 0 without purchase)"},
+	RepeatAvgValue:        {"repeat_avg_value", "mean value of repeat transactions: (revenue − first-day revenue) / repeat_transactions (Gamma-Gamma input; 0 when none)"},
 }
 
 // Affinity dimensions: each keeps murmur3-hashed, decayed weights and reports

@@ -60,6 +60,13 @@ type State struct {
 	Sessions                                    []session
 	SessionsDone, CartSessionsDone, AbandonDone int64
 
+	// Purchase days, for the BG/NBD / Gamma-Gamma customer summary: same-day
+	// purchases are one transaction. RecentDays holds the purchase days at or
+	// after the watermark's day (the only ones a later event can repeat).
+	PurchaseDays, FirstPurchaseDay, LastPurchaseDay int64
+	FirstDayRevenueMicros                           int64
+	RecentDays                                      []int64
+
 	// Items is the sorted set of murmur3-64 hashes of item ids seen.
 	Items []uint64
 
@@ -258,6 +265,7 @@ func (s *State) Apply(ev *stream.Event, env Env) Outcome {
 		if t > s.LastPurchaseMs {
 			s.LastPurchaseMs = t
 		}
+		s.purchaseDay(t, amt)
 		s.Purchases12h.add(t/bucket30d, 1)
 		s.Revenue12h.add(t/bucket30d, amt)
 		s.item(ev.ItemID, cfg)
@@ -276,6 +284,39 @@ func (s *State) Apply(ev *stream.Event, env Env) Outcome {
 	s.session(ev, t, flags, cfg)
 	s.retire(env)
 	return Applied
+}
+
+const dayMs = int64(24 * time.Hour / time.Millisecond)
+
+// purchaseDay records a purchase in the per-day customer summary.
+func (s *State) purchaseDay(t, amount int64) {
+	d := floorDiv(t, dayMs)
+	switch {
+	case s.PurchaseDays == 0:
+		s.FirstPurchaseDay, s.LastPurchaseDay, s.FirstDayRevenueMicros = d, d, amount
+	case d < s.FirstPurchaseDay:
+		s.FirstPurchaseDay, s.FirstDayRevenueMicros = d, amount
+	case d == s.FirstPurchaseDay:
+		s.FirstDayRevenueMicros += amount
+	}
+	if d > s.LastPurchaseDay {
+		s.LastPurchaseDay = d
+	}
+	for _, x := range s.RecentDays {
+		if x == d {
+			return
+		}
+	}
+	s.PurchaseDays++
+	s.RecentDays = append(s.RecentDays, d)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
 }
 
 func (s *State) item(id string, cfg *Config) {
@@ -419,6 +460,15 @@ func (s *State) retire(env Env) {
 		kept = append(kept, x)
 	}
 	s.Sessions = kept
+
+	wmDay := floorDiv(wm, dayMs)
+	days := s.RecentDays[:0]
+	for _, d := range s.RecentDays {
+		if d >= wmDay {
+			days = append(days, d)
+		}
+	}
+	s.RecentDays = days
 
 	s.Views1m.prune(wm/bucket1h - windowBuckets + 1)
 	s.Views24m.prune(wm/bucket24h - windowBuckets + 1)

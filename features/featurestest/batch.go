@@ -71,6 +71,7 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 		}
 	}
 	var first, last, lastPurchase int64
+	dayRevenue := map[int64]int64{} // UTC day → purchase revenue micros
 	for _, ev := range evs {
 		if ev.Type == stream.TypeConsent || ev.Type == stream.TypeIdentify {
 			continue
@@ -121,6 +122,7 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 			v[features.UnitsTotal] += float64(ev.Qty())
 			revenue += ev.AmountMicros()
 			lastPurchase = max(lastPurchase, t)
+			dayRevenue[int64(math.Floor(float64(t)/float64(24*time.Hour/time.Millisecond)))] += ev.AmountMicros()
 			if inWindow(ev.TS, 12*time.Hour) {
 				v[features.Purchases30d]++
 				v[features.Revenue30d] += float64(ev.AmountMicros()) / 1e6
@@ -211,6 +213,21 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 	}
 	v[features.RFMScore] = 100*v[features.RFMRecency] + 10*v[features.RFMFrequency] + v[features.RFMMonetary]
 
+	if len(dayRevenue) > 0 {
+		firstDay, lastDay := int64(math.MaxInt64), int64(math.MinInt64)
+		for d := range dayRevenue {
+			firstDay, lastDay = min(firstDay, d), max(lastDay, d)
+		}
+		dayMs := float64(24 * time.Hour / time.Millisecond)
+		x := len(dayRevenue) - 1
+		v[features.PurchaseDays] = float64(len(dayRevenue))
+		v[features.RepeatTransactions] = float64(x)
+		v[features.RecencyWeeks] = float64(lastDay-firstDay) / 7
+		v[features.AgeWeeks] = math.Max(0, (float64(T)/dayMs-float64(firstDay))/7)
+		if x > 0 {
+			v[features.RepeatAvgValue] = float64(revenue-dayRevenue[firstDay]) / 1e6 / float64(x)
+		}
+	}
 	p := features.Profile{At: time.UnixMilli(T).UTC(), Vector: v, Affinities: map[string][]features.Affinity{}}
 	for i, d := range features.Dims {
 		var list []features.Affinity
@@ -258,7 +275,7 @@ func Diff(got, want features.Profile, tol float64) []string {
 		features.FirstSeen, features.LastSeen, features.LastPurchaseAt, features.SessionsTotal, features.DistinctItems,
 		features.Views1h, features.Views24h, features.Views7d, features.Carts24h, features.Purchases30d,
 		features.CartSessions, features.AbandonedCartSessions, features.RFMRecency, features.RFMFrequency,
-		features.RFMMonetary, features.RFMScore} {
+		features.RFMMonetary, features.RFMScore, features.PurchaseDays, features.RepeatTransactions} {
 		exact[id] = true
 	}
 	for i := features.ID(0); i < features.NumFeatures; i++ {

@@ -1,0 +1,118 @@
+package features
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// SnapshotVersion is the version of the Snapshot message format.
+const SnapshotVersion = 1
+
+// Snapshot is a user's profile right after one event, as the ingester
+// publishes it to the `profile-examples` topic (keyed by user). The trainer
+// turns snapshots into training examples once their labels mature, and the
+// scorer scores them and evaluates segments. It carries only what was known
+// at the event's time: features evaluated at the event time, never later.
+type Snapshot struct {
+	Version int       `json:"v"`
+	ID      string    `json:"id"` // the event id; replays repeat it
+	User    string    `json:"user_id"`
+	TS      time.Time `json:"ts"` // event time
+	Type    string    `json:"type"`
+	ItemID  string    `json:"item_id,omitempty"`
+	// Category and Brand of the event's item.
+	Category string `json:"category,omitempty"`
+	Brand    string `json:"brand,omitempty"`
+	// Price of the event's item; Amount is price × quantity for purchases.
+	Price  float64 `json:"price,omitempty"`
+	Amount float64 `json:"amount,omitempty"`
+	// Features are the numeric features by name (see Defs).
+	Features map[string]float64 `json:"features"`
+	// Tokens are the top affinity names by dimension (see Dims).
+	Tokens map[string][]string `json:"tokens,omitempty"`
+	// AdsOff is true when the user's last consent withdrew ads.
+	AdsOff bool `json:"ads_off,omitempty"`
+	// Source locates the clickstream record: its topic, partition, offset
+	// and Kafka append time (for ingest → emit latency).
+	Source SnapshotSource `json:"source"`
+}
+
+// SnapshotSource locates the event a snapshot was made from.
+type SnapshotSource struct {
+	Topic     string    `json:"topic"`
+	Partition int       `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Appended  time.Time `json:"appended"`
+}
+
+// NewSnapshot builds the snapshot of st right after ev was applied.
+func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src SnapshotSource) Snapshot {
+	p := st.Evaluate(ev.TS, cfg)
+	s := Snapshot{
+		Version: SnapshotVersion, ID: ev.EventID, User: user, TS: ev.TS, Type: string(ev.Type),
+		ItemID: ev.ItemID, Category: ev.Category, Brand: ev.Brand,
+		Features: p.Vector.Map(), AdsOff: st.AdsOff, Source: src,
+	}
+	if ev.Price != nil {
+		s.Price = *ev.Price
+	}
+	if ev.Type == stream.TypePurchase {
+		s.Amount = float64(ev.AmountMicros()) / 1e6
+	}
+	if len(p.Affinities) > 0 {
+		s.Tokens = make(map[string][]string, len(p.Affinities))
+		for d, list := range p.Affinities {
+			names := make([]string, len(list))
+			for i, a := range list {
+				names[i] = a.Name
+			}
+			s.Tokens[d] = names
+		}
+	}
+	return s
+}
+
+// Vector returns the numeric features in Vector order; names missing from
+// the snapshot are 0.
+func (s *Snapshot) Vector() Vector {
+	var v Vector
+	for i, d := range Defs {
+		v[i] = s.Features[d.Name]
+	}
+	return v
+}
+
+// ErrBadSnapshot is wrapped by DecodeSnapshot errors.
+var ErrBadSnapshot = errors.New("features: bad snapshot")
+
+// DecodeSnapshot parses and checks a snapshot message value.
+func DecodeSnapshot(b []byte) (Snapshot, error) {
+	var s Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Snapshot{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+	}
+	switch {
+	case s.Version != SnapshotVersion:
+		return Snapshot{}, fmt.Errorf("%w: version %d", ErrBadSnapshot, s.Version)
+	case s.ID == "" || s.User == "":
+		return Snapshot{}, fmt.Errorf("%w: missing id or user_id", ErrBadSnapshot)
+	case s.TS.IsZero():
+		return Snapshot{}, fmt.Errorf("%w: missing ts", ErrBadSnapshot)
+	case !stream.EventType(s.Type).Valid():
+		return Snapshot{}, fmt.Errorf("%w: type %q", ErrBadSnapshot, s.Type)
+	}
+	for k, v := range s.Features {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return Snapshot{}, fmt.Errorf("%w: feature %s is %v", ErrBadSnapshot, k, v)
+		}
+	}
+	return s, nil
+}
+
+// Encode renders the snapshot as its message value.
+func (s *Snapshot) Encode() ([]byte, error) { return json.Marshal(s) }
