@@ -1,0 +1,28 @@
+// Package inputs turns a profile snapshot (features.Snapshot) into the
+// network's input row (nn.Example). It is the one place where the trainer
+// and the scorer agree on the model's inputs, so that a model is always
+// scored on exactly the inputs it was trained on.
+//
+// # Numeric inputs
+//
+// Arch.NumericFeatures names snapshot features (features.Defs); a name the
+// snapshot lacks reads 0. DefaultNumericFeatures lists every feature of
+// features.Defs except the raw timestamps first_seen, last_seen and
+// last_purchase_at: absolute times do not generalise across time and would
+// let the network memorise the calendar. Their relative forms
+// (days_since_last_seen, days_since_last_purchase, tenure_days) stay.
+//
+// # Token inputs
+//
+// Each token field (Arch.TokenFields, default category, brand and term) is
+// read from Snapshot.Tokens under the same name; each token is hashed with
+// 32-bit murmur3 (github.com/twmb/murmur3, seed 0) of its UTF-8 bytes,
+// modulo Arch.HashBuckets. A field the snapshot lacks is an empty bag.
+//
+// # Schema hash
+//
+// SchemaHash fingerprints everything that fixes the meaning of a model's
+// inputs and outputs: the numeric feature names, the token fields, the
+// hashing and the architecture. A model whose schema hash differs from the
+// scorer's must not be scored with it.
+package inputs

@@ -1,0 +1,196 @@
+package inputs_test
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/inputs"
+	"github.com/streamprofile/streamprofile/model/nn"
+)
+
+func snapshot() *features.Snapshot {
+	return &features.Snapshot{
+		Version: features.SnapshotVersion, ID: "e1", User: "u1", TS: time.Unix(1e9, 0), Type: "view",
+		Features: map[string]float64{"views_total": 3, "purchases_total": 1, "last_seen": 1e9, "days_since_last_seen": 0.5},
+		Tokens:   map[string][]string{"category": {"electronics.phone", "apparel"}, "brand": {"acme"}, "category_root": {"electronics"}},
+	}
+}
+
+func TestDefaultNumericFeaturesExcludeRawTimestamps(t *testing.T) {
+	names := inputs.DefaultNumericFeatures()
+	if got, want := len(names), int(features.NumFeatures)-3; got != want {
+		t.Fatalf("%d default features, want %d", got, want)
+	}
+	for _, n := range []string{"first_seen", "last_seen", "last_purchase_at"} {
+		if slices.Contains(names, n) {
+			t.Errorf("default features contain the raw timestamp %s", n)
+		}
+	}
+	for _, n := range []string{"repeat_transactions", "recency_weeks", "age_weeks", "repeat_avg_value", "activity_1h", "days_since_last_seen"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("default features lack %s", n)
+		}
+	}
+	if err := inputs.DefaultArch().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEncode(t *testing.T) {
+	arch := nn.Arch{NumericFeatures: []string{"views_total", "purchases_total", "no_such_feature", "days_since_last_seen"},
+		TokenFields: []string{"category", "brand", "term"}, HashBuckets: 64, Heads: []string{"a"}}
+	enc, err := inputs.New(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := snapshot()
+	ex := enc.Encode(s)
+	if want := []float64{3, 1, 0, 0.5}; !slices.Equal(ex.Numeric, want) {
+		t.Errorf("numeric %v, want %v", ex.Numeric, want)
+	}
+	wantCat := []uint32{inputs.Bucket("electronics.phone", 64), inputs.Bucket("apparel", 64)}
+	if !slices.Equal(ex.Tokens["category"], wantCat) {
+		t.Errorf("category buckets %v, want %v", ex.Tokens["category"], wantCat)
+	}
+	if len(ex.Tokens["term"]) != 0 {
+		t.Errorf("absent field term has buckets %v", ex.Tokens["term"])
+	}
+	if _, ok := ex.Tokens["category_root"]; ok {
+		t.Error("a token field outside the architecture was encoded")
+	}
+	// The encoded example is a valid input of a network of that arch.
+	net, err := nn.NewNetwork(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer net.Close()
+	m, err := net.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Predict(ex); err != nil {
+		t.Fatal(err)
+	}
+	// EncodeInto reuses memory and gives the same row.
+	dst := enc.EncodeInto(nn.Example{}, &features.Snapshot{Features: map[string]float64{"views_total": 9}, Tokens: map[string][]string{"term": {"x"}}})
+	dst = enc.EncodeInto(dst, s)
+	if !slices.Equal(dst.Numeric, ex.Numeric) || !slices.Equal(dst.Tokens["category"], wantCat) || len(dst.Tokens["term"]) != 0 {
+		t.Errorf("EncodeInto gave %+v, want %+v", dst, ex)
+	}
+}
+
+func TestEncodeNonFiniteReadsZero(t *testing.T) {
+	enc, err := inputs.New(nn.Arch{NumericFeatures: []string{"a", "b", "c"}, Heads: []string{"h"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := enc.Encode(&features.Snapshot{Features: map[string]float64{"a": math.NaN(), "b": math.Inf(-1), "c": 2}})
+	if want := []float64{0, 0, 2}; !slices.Equal(ex.Numeric, want) {
+		t.Errorf("numeric %v, want %v", ex.Numeric, want)
+	}
+}
+
+func TestBucketIsMurmur3InRange(t *testing.T) {
+	// murmur3-32 ("hello", seed 0) = 0x248bfa47, a published test vector.
+	if got := inputs.Bucket("hello", 1<<31); got != 0x248bfa47%(1<<31) {
+		t.Errorf("Bucket(hello) = %#x", got)
+	}
+	for _, b := range []int{1, 2, 7, 1024} {
+		for _, s := range []string{"", "a", "électronique", "brand-x"} {
+			if got := inputs.Bucket(s, b); got >= uint32(b) {
+				t.Errorf("Bucket(%q, %d) = %d out of range", s, b, got)
+			}
+		}
+	}
+}
+
+func TestSchemaHash(t *testing.T) {
+	base := inputs.DefaultArch()
+	h := inputs.SchemaHash(base)
+	if h != inputs.SchemaHash(nn.Arch{NumericFeatures: inputs.DefaultNumericFeatures(), Heads: base.Heads}) {
+		t.Error("schema hash depends on whether defaults were applied")
+	}
+	same := base
+	same.LearningRate, same.Seed, same.BatchSize = 0.5, 99, 7
+	if inputs.SchemaHash(same) != h {
+		t.Error("training settings changed the schema hash")
+	}
+	for name, mut := range map[string]func(a *nn.Arch){
+		"numeric":  func(a *nn.Arch) { a.NumericFeatures = a.NumericFeatures[1:] },
+		"order":    func(a *nn.Arch) { a.NumericFeatures[0], a.NumericFeatures[1] = a.NumericFeatures[1], a.NumericFeatures[0] },
+		"tokens":   func(a *nn.Arch) { a.TokenFields = []string{"brand"} },
+		"buckets":  func(a *nn.Arch) { a.HashBuckets = 2048 },
+		"hidden":   func(a *nn.Arch) { a.Hidden = []int{8} },
+		"heads":    func(a *nn.Arch) { a.Heads = []string{"x", "y"} },
+		"embeddim": func(a *nn.Arch) { a.EmbedDim = 4 },
+	} {
+		a := inputs.DefaultArch()
+		mut(&a)
+		if inputs.SchemaHash(a) == h {
+			t.Errorf("changing %s kept the schema hash", name)
+		}
+	}
+}
+
+func FuzzEncode(f *testing.F) {
+	f.Add("views_total", 1.5, "category", "x.y", 16)
+	f.Add("", math.NaN(), "term", "", 1)
+	f.Fuzz(func(t *testing.T, name string, v float64, field, tok string, buckets int) {
+		if buckets < 1 || buckets > 1<<16 {
+			buckets = 16
+		}
+		enc, err := inputs.New(nn.Arch{NumericFeatures: []string{"views_total", "x"}, HashBuckets: buckets, Heads: []string{"h"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := enc.Encode(&features.Snapshot{Features: map[string]float64{name: v}, Tokens: map[string][]string{field: {tok, tok}}})
+		for _, x := range ex.Numeric {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				t.Fatalf("non-finite input %v", x)
+			}
+		}
+		for f, ids := range ex.Tokens {
+			for _, id := range ids {
+				if id >= uint32(buckets) {
+					t.Fatalf("field %s bucket %d >= %d", f, id, buckets)
+				}
+			}
+		}
+	})
+}
+
+func BenchmarkScoreSnapshot(b *testing.B) {
+	arch := inputs.DefaultArch()
+	enc, err := inputs.New(arch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	net, err := nn.NewNetwork(arch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer net.Close()
+	m, err := net.Snapshot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := snapshot()
+	for _, n := range arch.NumericFeatures {
+		if _, ok := s.Features[n]; !ok {
+			s.Features[n] = float64(len(n))
+		}
+	}
+	s.Tokens["term"] = []string{"phone", "case"}
+	out := make([]float64, len(arch.Heads))
+	var ex nn.Example
+	b.ReportAllocs()
+	for b.Loop() {
+		ex = enc.EncodeInto(ex, s)
+		if _, err := m.PredictInto(out, ex); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
