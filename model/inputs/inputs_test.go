@@ -119,8 +119,10 @@ func TestSchemaHash(t *testing.T) {
 		t.Error("training settings changed the schema hash")
 	}
 	for name, mut := range map[string]func(a *nn.Arch){
-		"numeric":  func(a *nn.Arch) { a.NumericFeatures = a.NumericFeatures[1:] },
-		"order":    func(a *nn.Arch) { a.NumericFeatures[0], a.NumericFeatures[1] = a.NumericFeatures[1], a.NumericFeatures[0] },
+		"numeric": func(a *nn.Arch) { a.NumericFeatures = a.NumericFeatures[1:] },
+		"order": func(a *nn.Arch) {
+			a.NumericFeatures[0], a.NumericFeatures[1] = a.NumericFeatures[1], a.NumericFeatures[0]
+		},
 		"tokens":   func(a *nn.Arch) { a.TokenFields = []string{"brand"} },
 		"buckets":  func(a *nn.Arch) { a.HashBuckets = 2048 },
 		"hidden":   func(a *nn.Arch) { a.Hidden = []int{8} },
