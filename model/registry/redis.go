@@ -141,7 +141,9 @@ func (b *RedisBackend) get(ctx context.Context, c redis.Cmdable, n int64) (Versi
 }
 
 // Get implements Backend.
-func (b *RedisBackend) Get(ctx context.Context, n int64) (Version, error) { return b.get(ctx, b.rdb, n) }
+func (b *RedisBackend) Get(ctx context.Context, n int64) (Version, error) {
+	return b.get(ctx, b.rdb, n)
+}
 
 func (b *RedisBackend) field(ctx context.Context, n int64, f string) ([]byte, error) {
 	vals, err := b.rdb.HMGet(ctx, b.vKey(n), "json", f).Result()
