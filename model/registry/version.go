@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/streamprofile/streamprofile/model/clv"
 	"github.com/streamprofile/streamprofile/model/nn"
 )
 
@@ -120,6 +121,23 @@ type Version struct {
 	Notes []Note `json:"notes,omitempty"`
 	// ModelBytes is the size of the encoded weights.
 	ModelBytes int `json:"model_bytes"`
+	// CLV holds the BG/NBD and Gamma-Gamma parameters the trainer had
+	// fitted when the version was cut, for scorers that report p_alive,
+	// expected purchases and CLV beside the network's scores. Nil until a
+	// fit succeeded.
+	CLV *CLVParams `json:"clv,omitempty"`
+}
+
+// CLVParams are fitted customer-base parameters, in weeks.
+type CLVParams struct {
+	// BGNBD parameters (Alpha per week).
+	BGNBD clv.BGNBD `json:"bgnbd"`
+	// GammaGamma parameters; nil when too few repeat customers to fit.
+	GammaGamma *clv.GammaGamma `json:"gamma_gamma,omitempty"`
+	// Customers is the number of summaries fitted on.
+	Customers int `json:"customers"`
+	// AsOf is the event time the summaries were aged to.
+	AsOf time.Time `json:"as_of"`
 }
 
 // Meta is the registry-wide record: the champion and the promotion

@@ -1,0 +1,861 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/inputs"
+	"github.com/streamprofile/streamprofile/model/metrics"
+	"github.com/streamprofile/streamprofile/model/nn"
+	"github.com/streamprofile/streamprofile/model/registry"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// Trained describes one learnt example, as passed to Config.OnTrain.
+type Trained struct {
+	// ID is the snapshot id; Task the head name.
+	ID   string
+	Task string
+	// Label is 1 (the label event arrived) or 0 (the horizon passed).
+	Label float64
+	// Partition and Offset locate the snapshot.
+	Partition int
+	Offset    int64
+	// TS is the snapshot's event time.
+	TS time.Time
+	// MaturedAt is the offset, in the same partition, of the message whose
+	// processing made the label known (the label event, or the event that
+	// moved the watermark past the horizon).
+	MaturedAt int64
+	// Position is the partition's next offset to consume when the batch
+	// was trained: every message below it had been processed.
+	Position int64
+}
+
+// partState is one input partition's position, event time and pending
+// deadlines.
+type partState struct {
+	id     int
+	next   int64 // next offset to consume (-1: unknown)
+	resume int64 // where a new reader starts (-1: unknown)
+	maxTS  int64 // largest event time seen, unix ms
+	hasTS  bool
+	dl     deadlineHeap
+	// Replay after a restore: offsets below replayUntil were consumed by
+	// an earlier incarnation; of them, only replaySet's (offset → task
+	// mask) become examples again.
+	replayUntil int64
+	replaySet   map[int64]uint8
+	feed        *stream.Feed
+}
+
+func (ps *partState) watermark(lateness time.Duration) (int64, bool) {
+	return ps.maxTS - lateness.Milliseconds(), ps.hasTS
+}
+
+// ready is a matured (pending, task) waiting for the next micro-batch.
+type ready struct {
+	p      *pending
+	task   int
+	label  float64
+	by     int64
+	labels []float64
+}
+
+// gateEval collects a challenger's paired scores.
+type gateEval struct {
+	version int64
+	model   *nn.Model
+	ch      [numTasks][]float64
+	champ   [numTasks][]float64
+	labels  [numTasks][]bool
+}
+
+// liveMon watches the champion's live scores for rollback.
+type liveMon struct {
+	version int64
+	win     [numTasks]*metrics.Prequential
+	since   [numTasks]int
+	ref     [numTasks]float64
+}
+
+// counters are the trainer's monotonic counts (persisted).
+type counters struct {
+	Snapshots   int64           `json:"snapshots"`
+	Bad         int64           `json:"bad"`
+	Duplicates  int64           `json:"duplicates"`
+	OutOfOrder  int64           `json:"out_of_order"`
+	Examples    [numTasks]int64 `json:"examples"`
+	Matured     [numTasks]int64 `json:"matured"`
+	Positives   [numTasks]int64 `json:"positives"`
+	Trained     [numTasks]int64 `json:"trained"`
+	Dropped     int64           `json:"dropped"`
+	Batches     int64           `json:"batches"`
+	Versions    int64           `json:"versions"`
+	Promotions  int64           `json:"promotions"`
+	Rejections  int64           `json:"rejections"`
+	Rollbacks   int64           `json:"rollbacks"`
+	TrainErrors int64           `json:"train_errors"`
+}
+
+// core is the trainer's state machine. It is driven by process and tick
+// and guarded by Trainer.mu.
+type core struct {
+	cfg   Config
+	reg   *registry.Registry
+	enc   *inputs.Encoder
+	heads [numTasks]int // head index of each task, -1 when absent
+	hash  string
+
+	net          *nn.Network
+	latest       *nn.Model // network slot: the last checkpoint (or the start)
+	lastVersion  int64
+	parent       int64 // version the network's weights come from (0: scratch)
+	lineageCount int64 // examples learnt by the weights' lineage
+	watcher      *registry.Watcher
+	champion     *registry.Served
+	lastPoll     time.Time
+
+	parts   map[int]*partState
+	users   map[string][]*pending
+	queue   fifo
+	open    int // open (pending, task) pairs
+	seq     uint64
+	dd      *dedupe
+	ready   []ready
+	readyAt time.Time
+	maxTS   int64
+
+	logit [numTasks]*logistic
+	bg    *bgnbd
+
+	preq      [numTasks][numModels]*metrics.Prequential
+	seen      [numTasks][numModels]int64
+	pos       [numTasks][numModels]int64
+	gate      *gateEval
+	waiting   []int64 // candidates cut while a challenger is under evaluation
+	mon       *liveMon
+	curve     []CurvePoint
+	curveNext int64
+
+	c              counters
+	batchesSinceCP int
+	trainedSinceCP int
+	lastCP         time.Time
+	audit          []string
+	started        time.Time
+	rng            *rand.Rand
+	lastErr        error
+}
+
+func newCore(cfg Config, reg *registry.Registry) (*core, error) {
+	enc, err := inputs.New(cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	c := &core{cfg: cfg, reg: reg, enc: enc, hash: enc.SchemaHash(), parts: map[int]*partState{},
+		users: map[string][]*pending{}, dd: newDedupe(cfg.DedupeSize), bg: newBGNBD(cfg.BGNBD, cfg.RepeatHorizon),
+		rng: rand.New(rand.NewPCG(cfg.Arch.Seed, 7)), started: cfg.Now(), lastCP: cfg.Now()}
+	for t, h := range [numTasks]string{inputs.HeadPurchase, inputs.HeadRepeat} {
+		c.heads[t] = headIndex(cfg.Arch, h)
+		c.logit[t] = newLogistic(len(cfg.Arch.NumericFeatures), cfg.Logistic)
+		for m := range numModels {
+			c.preq[t][m], _ = metrics.NewPrequential(cfg.Window)
+		}
+	}
+	c.curveNext = int64(cfg.CurveEvery)
+	if reg != nil {
+		c.watcher, _ = registry.NewWatcher(registry.WatcherConfig{Registry: reg, Logger: cfg.Logger})
+	}
+	return c, nil
+}
+
+// curveTask is the task the learning curve follows.
+func (c *core) curveTask() int {
+	if c.heads[taskPurchase] >= 0 {
+		return taskPurchase
+	}
+	return taskRepeat
+}
+
+func (c *core) part(id int) *partState {
+	ps := c.parts[id]
+	if ps == nil {
+		ps = &partState{id: id, next: -1, resume: -1}
+		c.parts[id] = ps
+	}
+	return ps
+}
+
+// process handles one message of partition part at offset.
+func (c *core) process(ctx context.Context, part int, offset int64, value []byte) {
+	ps := c.part(part)
+	if ps.next >= 0 && offset < ps.next {
+		return // already consumed (a re-read after a processor restart)
+	}
+	snap, err := features.DecodeSnapshot(value)
+	if err != nil {
+		c.c.Bad++
+		c.advance(ps, offset)
+		return
+	}
+	c.processSnapshot(ctx, ps, offset, &snap)
+}
+
+func (c *core) advance(ps *partState, offset int64) {
+	ps.next, ps.resume = offset+1, offset+1
+	if ps.replaySet != nil {
+		delete(ps.replaySet, offset)
+		if ps.next >= ps.replayUntil {
+			ps.replaySet = nil
+		}
+	}
+}
+
+func (c *core) processSnapshot(ctx context.Context, ps *partState, offset int64, s *features.Snapshot) {
+	replaying := offset < ps.replayUntil
+	var replayMask uint8
+	if replaying {
+		replayMask = ps.replaySet[offset]
+	} else if c.dd.seen(s.ID) {
+		c.c.Duplicates++
+		c.advance(ps, offset)
+		return
+	}
+	if !replaying {
+		c.c.Snapshots++
+	}
+	ts := s.TS.UnixMilli()
+	if !ps.hasTS || ts > ps.maxTS {
+		ps.maxTS, ps.hasTS = ts, true
+	}
+	c.maxTS = max(c.maxTS, ts)
+	if s.Type == string(stream.TypePurchase) {
+		c.resolve(s.User, ts, offset)
+	}
+	if !replaying || replayMask != 0 {
+		c.create(ps, offset, s, replaying, replayMask)
+	}
+	c.bg.observe(s)
+	c.expire(ps, offset)
+	c.advance(ps, offset)
+}
+
+// resolve labels the user's pending examples that a purchase at ts
+// (unix ms) makes positive.
+func (c *core) resolve(user string, ts, offset int64) {
+	list := c.users[user]
+	if len(list) == 0 {
+		return
+	}
+	day := floorDiv(ts, 86400000)
+	keep := list[:0]
+	for _, p := range list {
+		if p.open&(1<<taskPurchase) != 0 && p.ts < ts && ts <= p.deadline[taskPurchase] {
+			c.mature(p, taskPurchase, 1, offset)
+		}
+		if p.open&(1<<taskRepeat) != 0 && day > p.day && ts <= p.deadline[taskRepeat] {
+			c.mature(p, taskRepeat, 1, offset)
+		}
+		if p.open != 0 {
+			keep = append(keep, p)
+		}
+	}
+	clear(list[len(keep):])
+	if len(keep) == 0 {
+		delete(c.users, user)
+	} else {
+		c.users[user] = keep
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// create makes the snapshot's examples, scores them with every model and
+// stores them as pending.
+func (c *core) create(ps *partState, offset int64, s *features.Snapshot, replaying bool, replayMask uint8) {
+	// A snapshot whose profile already contains a later event (it was
+	// made from a late event) would leak that event into its features.
+	if lastSeen, ok := s.Features["last_seen"]; ok && lastSeen > float64(floorDiv(s.TS.UnixMilli(), 1000)) {
+		c.c.OutOfOrder++
+		return
+	}
+	ts := s.TS.UnixMilli()
+	day := floorDiv(ts, 86400000)
+	var mask uint8
+	if c.heads[taskPurchase] >= 0 {
+		mask |= 1 << taskPurchase
+	}
+	if c.heads[taskRepeat] >= 0 && s.Features["purchase_days"] >= 1 &&
+		(c.cfg.RepeatExamples == RepeatAtAll || s.Type == string(stream.TypePurchase)) {
+		dup := false
+		for _, p := range c.users[s.User] {
+			if p.open&(1<<taskRepeat) != 0 && p.day == day {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			mask |= 1 << taskRepeat
+		}
+	}
+	if replaying {
+		mask &= replayMask
+	}
+	if mask == 0 {
+		return
+	}
+	c.seq++
+	p := &pending{id: s.ID, user: s.User, part: ps.id, offset: offset, ts: ts, day: day, ex: c.enc.Encode(s), open: mask, seq: c.seq}
+	c.score(p, s)
+	horizon := [numTasks]time.Duration{c.cfg.PurchaseHorizon, c.cfg.RepeatHorizon}
+	for t := range numTasks {
+		if mask&(1<<t) == 0 {
+			continue
+		}
+		p.deadline[t] = ts + horizon[t].Milliseconds()
+		ps.dl.push(deadlineItem{deadline: p.deadline[t], p: p, task: t})
+		c.open++
+		if !replaying {
+			c.c.Examples[t]++
+		}
+	}
+	c.users[s.User] = append(c.users[s.User], p)
+	c.queue.push(p)
+	for c.open > c.cfg.MaxPending {
+		old := c.queue.oldestOpen()
+		if old == nil {
+			break
+		}
+		for t := range numTasks {
+			if old.open&(1<<t) != 0 {
+				old.open &^= 1 << t
+				c.open--
+				c.c.Dropped++
+			}
+		}
+	}
+}
+
+// score fills p.scores at arrival: every model scores before the label
+// can be known.
+func (c *core) score(p *pending, s *features.Snapshot) {
+	for t := range numTasks {
+		for m := range numModels {
+			p.scores[t][m] = math.NaN()
+		}
+	}
+	var buf [16]float64
+	predict := func(m *nn.Model, ex nn.Example, slot int) {
+		if m == nil {
+			return
+		}
+		out := buf[:len(m.Arch().Heads)]
+		if _, err := m.PredictInto(out, ex); err != nil {
+			return
+		}
+		for t := range numTasks {
+			if h := c.heads[t]; h >= 0 && h < len(out) {
+				p.scores[t][slot] = out[h]
+			}
+		}
+	}
+	predict(c.latest, p.ex, mNetwork)
+	if c.gate != nil {
+		predict(c.gate.model, p.ex, mChallenger)
+		p.chal = c.gate.version
+	}
+	if ch := c.champion; ch != nil {
+		p.champ = ch.Version.Number
+		if ch.Encoder.SchemaHash() == c.hash {
+			predict(ch.Model, p.ex, mChampion)
+		} else if sc, err := ch.Score(s); err == nil {
+			heads := ch.Encoder.Arch().Heads
+			for t, name := range [numTasks]string{inputs.HeadPurchase, inputs.HeadRepeat} {
+				for i, h := range heads {
+					if h == name {
+						p.scores[t][mChampion] = sc.Probs[i]
+					}
+				}
+			}
+		}
+	}
+	for t := range numTasks {
+		p.scores[t][mRecency] = recencyScore(t, s.Features)
+		p.scores[t][mLogistic] = c.logit[t].score(p.ex.Numeric)
+	}
+	p.scores[taskRepeat][mBGNBD] = c.bg.score(s)
+}
+
+// expire matures as negative every pending task of the partition whose
+// horizon the watermark has passed.
+func (c *core) expire(ps *partState, offset int64) {
+	wm, ok := ps.watermark(c.cfg.AllowedLateness)
+	if !ok {
+		return
+	}
+	for len(ps.dl) > 0 && ps.dl[0].deadline < wm {
+		it := ps.dl.pop()
+		if it.p.open&(1<<it.task) != 0 {
+			c.mature(it.p, it.task, 0, offset)
+		}
+	}
+}
+
+// mature records a known label: prequential evaluation of the arrival
+// scores, the baselines' online updates, and the micro-batch queue.
+func (c *core) mature(p *pending, task int, label float64, by int64) {
+	p.open &^= 1 << task
+	c.open--
+	c.c.Matured[task]++
+	pos := label == 1
+	if pos {
+		c.c.Positives[task]++
+	}
+	for m := range numModels {
+		s := p.scores[task][m]
+		if math.IsNaN(s) {
+			continue
+		}
+		c.preq[task][m].Add(s, pos)
+		c.seen[task][m]++
+		if pos {
+			c.pos[task][m]++
+		}
+	}
+	if g := c.gate; g != nil && p.chal == g.version && len(g.labels[task]) < c.cfg.Gate.Examples {
+		g.ch[task] = append(g.ch[task], p.scores[task][mChallenger])
+		g.champ[task] = append(g.champ[task], p.scores[task][mChampion])
+		g.labels[task] = append(g.labels[task], pos)
+	}
+	if mon := c.mon; mon != nil && p.champ == mon.version && !math.IsNaN(p.scores[task][mChampion]) {
+		mon.win[task].Add(p.scores[task][mChampion], pos)
+		mon.since[task]++
+	}
+	c.logit[task].learn(p.ex.Numeric, label)
+	if len(c.ready) == 0 {
+		c.readyAt = c.cfg.Now()
+	}
+	c.ready = append(c.ready, ready{p: p, task: task, label: label, by: by})
+	if task == c.curveTask() && c.c.Matured[task] >= c.curveNext {
+		c.curveNext += int64(c.cfg.CurveEvery)
+		c.addCurvePoint()
+	}
+}
+
+// train learns from the matured examples queued (all of them when all is
+// set, else whole micro-batches only).
+func (c *core) train(all bool) {
+	for len(c.ready) >= c.cfg.BatchSize || all && len(c.ready) > 0 {
+		n := min(len(c.ready), c.cfg.BatchSize)
+		batch := c.ready[:n]
+		exs := make([]nn.Example, n)
+		H := len(c.cfg.Arch.Heads)
+		for i, r := range batch {
+			ex := r.p.ex
+			ex.Labels = make([]float64, H)
+			ex.Mask = make([]bool, H)
+			ex.Labels[c.heads[r.task]] = r.label
+			ex.Mask[c.heads[r.task]] = true
+			exs[i] = ex
+		}
+		if c.cfg.corrupt {
+			c.rng.Shuffle(n, func(i, j int) {
+				hi, hj := c.heads[batch[i].task], c.heads[batch[j].task]
+				exs[i].Labels[hi], exs[j].Labels[hj] = exs[j].Labels[hj], exs[i].Labels[hi]
+				exs[i].Mask[hi], exs[j].Mask[hj] = exs[j].Mask[hj], exs[i].Mask[hi]
+			})
+		}
+		if _, err := c.net.TrainBatch(exs); err != nil {
+			c.c.TrainErrors++
+			c.lastErr = err
+			c.cfg.Logger.Warn("training batch failed; its examples are skipped", "examples", n, "err", err)
+		}
+		if c.cfg.OnTrain != nil || c.cfg.AuditTrained {
+			tr := make([]Trained, n)
+			for i, r := range batch {
+				tr[i] = Trained{ID: r.p.id, Task: c.cfg.Arch.Heads[c.heads[r.task]], Label: r.label, Partition: r.p.part,
+					Offset: r.p.offset, TS: time.UnixMilli(r.p.ts).UTC(), MaturedAt: r.by, Position: c.parts[r.p.part].next}
+				if c.cfg.AuditTrained {
+					c.audit = append(c.audit, r.p.id+"/"+tr[i].Task)
+				}
+			}
+			if c.cfg.OnTrain != nil {
+				c.cfg.OnTrain(tr)
+			}
+		}
+		for _, r := range batch {
+			c.c.Trained[r.task]++
+		}
+		c.lineageCount += int64(n)
+		clear(c.ready[:n])
+		c.ready = c.ready[n:]
+		c.c.Batches++
+		c.batchesSinceCP++
+		c.trainedSinceCP += n
+		c.readyAt = c.cfg.Now()
+	}
+	if len(c.ready) == 0 {
+		c.ready = nil
+	}
+}
+
+// tick runs the time- and count-driven work: micro-batches, checkpoints,
+// gate decisions, rollback checks, champion polling and BG/NBD refits.
+func (c *core) tick(ctx context.Context) error {
+	now := c.cfg.Now()
+	if len(c.ready) >= c.cfg.BatchSize || len(c.ready) > 0 && now.Sub(c.readyAt) >= c.cfg.BatchInterval {
+		c.train(false)
+		if len(c.ready) > 0 && now.Sub(c.readyAt) >= c.cfg.BatchInterval {
+			c.train(true)
+		}
+	}
+	if c.bg.due(now) {
+		c.bg.fit(time.UnixMilli(c.maxTS), now)
+	}
+	if c.reg == nil {
+		return nil
+	}
+	if now.Sub(c.lastPoll) >= c.cfg.ChampionPoll {
+		if err := c.pollChampion(ctx); err != nil {
+			return err
+		}
+	}
+	if c.batchesSinceCP >= c.cfg.CheckpointBatches || c.trainedSinceCP > 0 && now.Sub(c.lastCP) >= c.cfg.CheckpointInterval {
+		if err := c.checkpoint(ctx); err != nil {
+			return err
+		}
+	}
+	if !c.cfg.Gate.Disabled {
+		if err := c.decideGate(ctx); err != nil {
+			return err
+		}
+		if err := c.checkRollback(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pollChampion follows the registry's champion.
+func (c *core) pollChampion(ctx context.Context) error {
+	c.lastPoll = c.cfg.Now()
+	err := c.watcher.Refresh(ctx)
+	if err != nil && !errors.Is(err, registry.ErrNoChampion) {
+		if errors.Is(err, registry.ErrSchema) || errors.Is(err, registry.ErrCorrupt) {
+			c.cfg.Logger.Warn("champion not loadable; keeping the previous one", "err", err)
+			return nil
+		}
+		return err
+	}
+	s := c.watcher.Champion().Load()
+	if s == nil || c.champion != nil && s.Version.Number == c.champion.Version.Number {
+		return nil
+	}
+	prev := c.champion
+	c.champion = s
+	if prev != nil && c.mon != nil && c.mon.version == prev.Version.Number {
+		c.recordLive(ctx, prev.Version.Number)
+	}
+	return c.startMonitor(ctx, s.Version.Number)
+}
+
+// recordLive stores the champion's live window metrics in its version.
+func (c *core) recordLive(ctx context.Context, n int64) {
+	live := map[string]registry.Metrics{}
+	for t := range numTasks {
+		if c.heads[t] < 0 || c.mon.win[t].Len() < c.cfg.Gate.MinExamples {
+			continue
+		}
+		live[c.cfg.Arch.Heads[c.heads[t]]] = report(c.mon.win[t])
+	}
+	if len(live) == 0 {
+		return
+	}
+	_, err := c.reg.Amend(ctx, n, func(v *registry.Version) error {
+		if v.Metrics == nil {
+			v.Metrics = map[string]map[string]registry.Metrics{}
+		}
+		for task, m := range live {
+			if v.Metrics[task] == nil {
+				v.Metrics[task] = map[string]registry.Metrics{}
+			}
+			v.Metrics[task]["live"] = m
+		}
+		return nil
+	})
+	if err != nil {
+		c.cfg.Logger.Warn("recording live metrics failed", "version", n, "err", err)
+	}
+}
+
+func report(p *metrics.Prequential) registry.Metrics {
+	s, l := p.Pairs()
+	return metricsOf(s, l)
+}
+
+func metricsOf(s []float64, l []bool) registry.Metrics {
+	var pos int64
+	for _, y := range l {
+		if y {
+			pos++
+		}
+	}
+	return registry.Metrics{AUC: registry.Float(metrics.AUC(s, l)), LogLoss: registry.Float(metrics.LogLoss(s, l)),
+		ECE: registry.Float(metrics.ECE(s, l, 10)), Examples: int64(len(s)), Positives: pos}
+}
+
+// startMonitor begins watching champion n's live metrics, with the
+// previous good version's recorded AUC as the reference.
+func (c *core) startMonitor(ctx context.Context, n int64) error {
+	mon := &liveMon{version: n}
+	for t := range numTasks {
+		mon.win[t], _ = metrics.NewPrequential(c.cfg.Gate.Examples)
+		mon.ref[t] = math.NaN()
+	}
+	meta, err := c.reg.Meta(ctx)
+	if err != nil {
+		return err
+	}
+	vs, err := c.reg.List(ctx)
+	if err != nil {
+		return err
+	}
+	if prev, err := registry.PreviousGood(meta, vs); err == nil {
+		for t := range numTasks {
+			if c.heads[t] < 0 {
+				continue
+			}
+			m := prev.Metrics[c.cfg.Arch.Heads[c.heads[t]]]
+			for _, key := range []string{"live", ModelChallenger} {
+				if r, ok := m[key]; ok && r.Examples >= int64(c.cfg.Gate.MinExamples) && !math.IsNaN(float64(r.AUC)) {
+					mon.ref[t] = float64(r.AUC)
+					break
+				}
+			}
+		}
+	}
+	c.mon = mon
+	return nil
+}
+
+// checkRollback rolls the champion back when its AUC over a full window
+// is below the previous good version's by more than the margin.
+func (c *core) checkRollback(ctx context.Context) error {
+	mon := c.mon
+	if mon == nil {
+		return nil
+	}
+	W := c.cfg.Gate.Examples
+	for t := range numTasks {
+		if math.IsNaN(mon.ref[t]) || mon.win[t].Len() < W || mon.since[t] < W/4 {
+			continue
+		}
+		mon.since[t] = 0
+		auc := mon.win[t].AUC()
+		if math.IsNaN(auc) || auc >= mon.ref[t]-c.cfg.Gate.AUCMargin {
+			continue
+		}
+		task := c.cfg.Arch.Heads[c.heads[t]]
+		reason := fmt.Sprintf("live %s AUC %.4f over %d examples is below the previous good version's %.4f by more than %.3f",
+			task, auc, W, mon.ref[t], c.cfg.Gate.AUCMargin)
+		c.recordLive(ctx, mon.version)
+		v, err := c.reg.RollbackFrom(ctx, mon.version, reason)
+		if errors.Is(err, registry.ErrTransition) || errors.Is(err, registry.ErrNoPrevious) {
+			c.cfg.Logger.Warn("rollback not possible", "version", mon.version, "err", err)
+			c.mon = nil
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.c.Rollbacks++
+		c.cfg.Logger.Warn("champion rolled back", "from", mon.version, "to", v.Number, "reason", reason)
+		c.lastPoll = time.Time{}
+		return c.pollChampion(ctx)
+	}
+	return nil
+}
+
+// decideGate promotes or rejects the challenger once it has a full window.
+func (c *core) decideGate(ctx context.Context) error {
+	g := c.gate
+	if g == nil {
+		return nil
+	}
+	full := false
+	for t := range numTasks {
+		if len(g.labels[t]) >= c.cfg.Gate.Examples {
+			full = true
+		}
+	}
+	if !full {
+		return nil
+	}
+	considered, pass := 0, true
+	var reasons []string
+	vm := map[string]map[string]registry.Metrics{}
+	for t := range numTasks {
+		if c.heads[t] < 0 {
+			continue
+		}
+		task := c.cfg.Arch.Heads[c.heads[t]]
+		var chs, chp []float64
+		var ls []bool
+		noChamp := 0
+		for i, y := range g.labels[t] {
+			if math.IsNaN(g.champ[t][i]) {
+				noChamp++
+				continue
+			}
+			chs, chp, ls = append(chs, g.ch[t][i]), append(chp, g.champ[t][i]), append(ls, y)
+		}
+		own := metricsOf(g.ch[t], g.labels[t])
+		vm[task] = map[string]registry.Metrics{ModelChallenger: own}
+		if own.Examples < int64(c.cfg.Gate.MinExamples) || own.Positives == 0 || own.Positives == own.Examples {
+			continue
+		}
+		considered++
+		if len(ls) >= c.cfg.Gate.MinExamples && noChamp*2 < len(g.labels[t]) {
+			a, b := metricsOf(chs, ls), metricsOf(chp, ls)
+			vm[task]["champion_paired"] = b
+			ok := float64(a.AUC) >= float64(b.AUC)-c.cfg.Gate.AUCMargin && float64(a.LogLoss) <= float64(b.LogLoss)+c.cfg.Gate.LogLossMargin
+			reasons = append(reasons, fmt.Sprintf("%s: AUC %.4f vs champion %.4f, logloss %.4f vs %.4f over %d", task,
+				float64(a.AUC), float64(b.AUC), float64(a.LogLoss), float64(b.LogLoss), len(ls)))
+			pass = pass && ok
+		} else {
+			ok := float64(own.AUC) >= 0.5+c.cfg.Gate.AUCMargin
+			reasons = append(reasons, fmt.Sprintf("%s: AUC %.4f without a champion to compare (needs ≥ %.3f) over %d", task,
+				float64(own.AUC), 0.5+c.cfg.Gate.AUCMargin, own.Examples))
+			pass = pass && ok
+		}
+	}
+	if considered == 0 {
+		// One class only so far: start the window again.
+		for t := range numTasks {
+			g.ch[t], g.champ[t], g.labels[t] = nil, nil, nil
+		}
+		return nil
+	}
+	reason := strings.Join(reasons, "; ")
+	_, err := c.reg.Amend(ctx, g.version, func(v *registry.Version) error {
+		if v.Metrics == nil {
+			v.Metrics = map[string]map[string]registry.Metrics{}
+		}
+		for task, ms := range vm {
+			if v.Metrics[task] == nil {
+				v.Metrics[task] = map[string]registry.Metrics{}
+			}
+			for k, m := range ms {
+				v.Metrics[task][k] = m
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, registry.ErrNotFound) {
+		return err
+	}
+	cur, err := c.reg.Get(ctx, g.version)
+	if err != nil {
+		return err
+	}
+	switch {
+	case cur.Status != registry.StatusCandidate:
+		// Decided meanwhile by someone else (the CLI).
+	case pass:
+		if c.champion != nil && c.mon != nil {
+			c.recordLive(ctx, c.champion.Version.Number)
+		}
+		if _, err := c.reg.Promote(ctx, g.version, "gate passed: "+reason); err != nil && !errors.Is(err, registry.ErrTransition) {
+			return err
+		}
+		c.c.Promotions++
+		c.cfg.Logger.Info("challenger promoted", "version", g.version, "reason", reason)
+		c.lastPoll = time.Time{}
+		if err := c.pollChampion(ctx); err != nil {
+			return err
+		}
+	default:
+		if _, err := c.reg.Retire(ctx, g.version, "rejected by the gate: "+reason); err != nil && !errors.Is(err, registry.ErrTransition) {
+			return err
+		}
+		c.c.Rejections++
+		c.cfg.Logger.Info("challenger rejected", "version", g.version, "reason", reason)
+	}
+	c.gate = nil
+	return c.nextChallenger(ctx)
+}
+
+// nextChallenger puts the newest waiting candidate under evaluation and
+// retires the ones it supersedes.
+func (c *core) nextChallenger(ctx context.Context) error {
+	if len(c.waiting) == 0 {
+		return nil
+	}
+	newest := c.waiting[len(c.waiting)-1]
+	for _, n := range c.waiting[:len(c.waiting)-1] {
+		if _, err := c.reg.Retire(ctx, n, fmt.Sprintf("superseded by version %d before evaluation", newest)); err != nil &&
+			!errors.Is(err, registry.ErrTransition) && !errors.Is(err, registry.ErrNotFound) {
+			return err
+		}
+	}
+	c.waiting = nil
+	m := c.latest
+	if newest != c.lastVersion {
+		var err error
+		if m, err = c.reg.Model(ctx, newest); err != nil {
+			return err
+		}
+	}
+	c.gate = &gateEval{version: newest, model: m}
+	return nil
+}
+
+// addCurvePoint appends a learning-curve point (bounded: when full, every
+// other point is dropped).
+func (c *core) addCurvePoint() {
+	t := c.curveTask()
+	pt := CurvePoint{Matured: c.c.Matured[t], EventTime: time.UnixMilli(c.maxTS).UTC(), AUC: map[string]float64{}}
+	for m, name := range modelNames {
+		if c.preq[t][m].Len() > 0 {
+			if a := c.preq[t][m].AUC(); !math.IsNaN(a) {
+				pt.AUC[name] = a
+			}
+		}
+	}
+	c.curve = append(c.curve, pt)
+	if len(c.curve) > maxCurve {
+		kept := c.curve[:0]
+		for i, p := range c.curve {
+			if i%2 == 1 || i == len(c.curve)-1 {
+				kept = append(kept, p)
+			}
+		}
+		c.curve = kept
+	}
+}
+
+const maxCurve = 512
+
+// sortedParts returns the partition ids in order.
+func (c *core) sortedParts() []int {
+	ids := make([]int, 0, len(c.parts))
+	for id := range c.parts {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	return ids
+}

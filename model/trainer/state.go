@@ -1,0 +1,256 @@
+package trainer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/streamprofile/streamprofile/model/nn"
+	"github.com/streamprofile/streamprofile/model/registry"
+)
+
+// stateFormat is the version of the persisted trainer state.
+const stateFormat = 1
+
+// persisted is the trainer state stored with each version. See doc.go,
+// "Restarts".
+type persisted struct {
+	Format     int                  `json:"format"`
+	SchemaHash string               `json:"schema_hash"`
+	Partitions map[int]*partPersist `json:"partitions"`
+	Dedupe     []uint64             `json:"dedupe"`
+	Logistic   []*logistic          `json:"logistic"`
+	Counters   counters             `json:"counters"`
+	Lineage    int64                `json:"lineage"`
+	Trained    []string             `json:"trained,omitempty"`
+}
+
+// partPersist is one partition's restart point.
+type partPersist struct {
+	// Next: every offset below was consumed.
+	Next int64 `json:"next"`
+	// ReplayFrom is where the next incarnation reads from: the oldest
+	// pending example's offset (Next when none).
+	ReplayFrom int64 `json:"replay_from"`
+	MaxTS      int64 `json:"max_ts"`
+	HasTS      bool  `json:"has_ts"`
+	// Pending lists [offset, task mask] of the examples still pending.
+	Pending [][2]int64 `json:"pending"`
+}
+
+// decodeState parses and checks a stored state.
+func decodeState(b []byte) (*persisted, error) {
+	var st persisted
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrState, err)
+	}
+	if st.Format != stateFormat {
+		return nil, fmt.Errorf("%w: format %d", ErrState, st.Format)
+	}
+	for id, p := range st.Partitions {
+		if p == nil || id < 0 || p.Next < 0 || p.ReplayFrom < 0 || p.ReplayFrom > p.Next {
+			return nil, fmt.Errorf("%w: partition %d position", ErrState, id)
+		}
+		for _, e := range p.Pending {
+			if e[0] < p.ReplayFrom || e[0] >= p.Next || e[1] <= 0 || e[1] >= 1<<numTasks {
+				return nil, fmt.Errorf("%w: partition %d pending entry %v", ErrState, id, e)
+			}
+		}
+	}
+	return &st, nil
+}
+
+func (c *core) buildState() *persisted {
+	st := &persisted{Format: stateFormat, SchemaHash: c.hash, Partitions: map[int]*partPersist{}, Dedupe: c.dd.hashes(),
+		Logistic: c.logit[:], Counters: c.c, Lineage: c.lineageCount, Trained: c.audit}
+	for id, ps := range c.parts {
+		if ps.next < 0 {
+			continue
+		}
+		pp := &partPersist{Next: max(ps.next, ps.replayUntil), MaxTS: ps.maxTS, HasTS: ps.hasTS}
+		st.Partitions[id] = pp
+		for off, mask := range ps.replaySet {
+			if off >= ps.next {
+				pp.Pending = append(pp.Pending, [2]int64{off, int64(mask)})
+			}
+		}
+	}
+	for _, list := range c.users {
+		for _, p := range list {
+			if p.open != 0 {
+				if pp := st.Partitions[p.part]; pp != nil {
+					pp.Pending = append(pp.Pending, [2]int64{p.offset, int64(p.open)})
+				}
+			}
+		}
+	}
+	for _, pp := range st.Partitions {
+		slices.SortFunc(pp.Pending, func(a, b [2]int64) int { return int(a[0] - b[0]) })
+		pp.ReplayFrom = pp.Next
+		if len(pp.Pending) > 0 {
+			pp.ReplayFrom = pp.Pending[0][0]
+		}
+	}
+	return st
+}
+
+// checkpoint trains what has matured, then cuts a version with the
+// network's weights and the trainer state.
+func (c *core) checkpoint(ctx context.Context) error {
+	c.train(true)
+	m, err := c.net.Snapshot()
+	if err != nil {
+		return err
+	}
+	st, err := json.Marshal(c.buildState())
+	if err != nil {
+		return err
+	}
+	offsets := map[int]int64{}
+	for id, ps := range c.parts {
+		if ps.next >= 0 {
+			offsets[id] = max(ps.next, ps.replayUntil)
+		}
+	}
+	v, err := c.reg.Create(ctx, registry.Version{
+		Parent: c.parent, SchemaHash: c.hash, Arch: c.cfg.Arch, Topic: c.cfg.Topic, Offsets: offsets,
+		Examples: c.lineageCount, Metrics: c.metricsMap(), CLV: c.bg.params,
+	}, m, st)
+	if err != nil {
+		return err
+	}
+	c.c.Versions++
+	c.lastVersion, c.parent, c.latest = v.Number, v.Number, m
+	c.audit = nil
+	c.batchesSinceCP, c.trainedSinceCP = 0, 0
+	c.lastCP = c.cfg.Now()
+	if c.gate == nil && !c.cfg.Gate.Disabled {
+		c.gate = &gateEval{version: v.Number, model: m}
+	} else if !c.cfg.Gate.Disabled {
+		c.waiting = append(c.waiting, v.Number)
+	}
+	for _, ps := range c.parts {
+		if ps.feed != nil && ps.next >= 0 {
+			ps.feed.Committed(ps.next)
+		}
+	}
+	return nil
+}
+
+// metricsMap reports every model's prequential window per task.
+func (c *core) metricsMap() map[string]map[string]registry.Metrics {
+	out := map[string]map[string]registry.Metrics{}
+	for t := range numTasks {
+		if c.heads[t] < 0 {
+			continue
+		}
+		ms := map[string]registry.Metrics{}
+		for m, name := range modelNames {
+			if c.preq[t][m].Len() > 0 {
+				ms[name] = report(c.preq[t][m])
+			}
+		}
+		out[c.cfg.Arch.Heads[c.heads[t]]] = ms
+	}
+	return out
+}
+
+// restore loads the latest version's weights and trainer state, or starts
+// a fresh network when the registry is empty.
+func (c *core) restore(ctx context.Context) error {
+	fresh := func() error {
+		net, err := nn.NewNetwork(c.cfg.Arch)
+		if err != nil {
+			return err
+		}
+		m, err := net.Snapshot()
+		if err != nil {
+			net.Close()
+			return err
+		}
+		c.net, c.latest = net, m
+		return nil
+	}
+	meta, err := c.reg.Meta(ctx)
+	if err != nil {
+		return err
+	}
+	if meta.Latest == 0 {
+		return fresh()
+	}
+	v, err := c.reg.Get(ctx, meta.Latest)
+	if err != nil {
+		return err
+	}
+	raw, err := c.reg.State(ctx, v.Number)
+	if err != nil {
+		return err
+	}
+	c.lastVersion = v.Number
+	if v.SchemaHash == c.hash {
+		m, err := c.reg.Model(ctx, v.Number)
+		if err != nil {
+			return err
+		}
+		net, err := nn.NewNetworkFrom(m)
+		if err != nil {
+			return err
+		}
+		c.net, c.latest, c.parent = net, m, v.Number
+		if v.Status == registry.StatusCandidate && !c.cfg.Gate.Disabled {
+			c.gate = &gateEval{version: v.Number, model: m}
+		}
+	} else {
+		c.cfg.Logger.Warn("latest version has another feature schema; training a new network from scratch",
+			"version", v.Number, "its_schema", v.SchemaHash, "schema", c.hash)
+		if err := fresh(); err != nil {
+			return err
+		}
+	}
+	if raw == nil {
+		return nil
+	}
+	st, err := decodeState(raw)
+	if err != nil {
+		return err
+	}
+	for id, pp := range st.Partitions {
+		ps := c.part(id)
+		ps.next, ps.resume, ps.maxTS, ps.hasTS = pp.Next, pp.ReplayFrom, pp.MaxTS, pp.HasTS
+		c.maxTS = max(c.maxTS, pp.MaxTS)
+		if len(pp.Pending) > 0 {
+			ps.replayUntil = pp.Next
+			ps.replaySet = make(map[int64]uint8, len(pp.Pending))
+			for _, e := range pp.Pending {
+				ps.replaySet[e[0]] = uint8(e[1])
+			}
+			ps.next = pp.ReplayFrom
+		}
+	}
+	for _, h := range st.Dedupe {
+		c.dd.add(h)
+	}
+	if st.SchemaHash == c.hash && len(st.Logistic) == numTasks {
+		for t, l := range st.Logistic {
+			if l != nil && len(l.W) == len(c.cfg.Arch.NumericFeatures) && len(l.Mean) == len(l.W) && len(l.M2) == len(l.W) && finite(l.W) {
+				c.logit[t].W, c.logit[t].B, c.logit[t].N, c.logit[t].Mean, c.logit[t].M2 = l.W, l.B, l.N, l.Mean, l.M2
+			}
+		}
+	}
+	c.c = st.Counters
+	if v.SchemaHash == c.hash {
+		c.lineageCount = st.Lineage
+	}
+	return nil
+}
+
+func finite(xs []float64) bool {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
