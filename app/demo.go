@@ -215,7 +215,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	}
 	defer in.Close()
 	topo := in.Topology()
-	if err := stream.EnsureTopics(ctx, brokers, topo.Topics(cfg.Partitions)...); err != nil {
+	if err := stream.EnsureTopics(ctx, brokers, in.Topics()...); err != nil {
 		return nil, err
 	}
 

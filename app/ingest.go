@@ -69,6 +69,10 @@ type IngestConfig struct {
 	Store features.StoreConfig `yaml:"store"`
 	// Pipeline is the processing topology.
 	Pipeline pipeline.Config `yaml:"pipeline"`
+	// SnapshotTopic receives a profile snapshot per applied event (the
+	// trainer's examples and the scorer's input). Default
+	// "profile-examples"; "-" disables snapshots.
+	SnapshotTopic string `yaml:"snapshot_topic"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -120,6 +124,12 @@ func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) 
 		rdb.Close()
 		return nil, err
 	}
+	if cfg.SnapshotTopic == "" {
+		cfg.SnapshotTopic = pipeline.DefaultSnapshotTopic
+	}
+	if cfg.SnapshotTopic != "-" {
+		stages = append([]pipeline.Stage{&pipeline.SnapshotStage{Topic: cfg.SnapshotTopic, Features: cfg.Pipeline.Features}}, stages...)
+	}
 	topo, err := pipeline.New(cfg.Pipeline, store, producer, stages...)
 	if err != nil {
 		rdb.Close()
@@ -153,11 +163,20 @@ func (in *Ingester) Run(ctx context.Context) error {
 		return fmt.Errorf("ingest: redis: %w", err)
 	}
 	if in.cfg.CreateTopics {
-		if err := stream.EnsureTopics(ctx, in.cfg.Brokers, in.topo.Topics(in.cfg.Partitions)...); err != nil {
+		if err := stream.EnsureTopics(ctx, in.cfg.Brokers, in.Topics()...); err != nil {
 			return err
 		}
 	}
 	return in.group.Run(ctx)
+}
+
+// Topics lists every topic the ingester reads or writes.
+func (in *Ingester) Topics() []stream.TopicSpec {
+	t := in.topo.Topics(in.cfg.Partitions)
+	if in.cfg.SnapshotTopic != "-" {
+		t = append(t, stream.TopicSpec{Name: in.cfg.SnapshotTopic, Partitions: in.cfg.Partitions})
+	}
+	return t
 }
 
 // Close releases connections. Call after Run returns.

@@ -58,6 +58,10 @@ type ProducerConfig struct {
 	MaxAttempts int
 	// Compression of produced batches. Default none.
 	Compression kafka.Compression
+	// BatchBytes bounds a produce request's record batch; it must not
+	// exceed the broker's message.max.bytes (1 MiB by default in Kafka).
+	// Default 1 MiB.
+	BatchBytes int64
 }
 
 // Producer writes messages synchronously, keyed by user with the Java
@@ -87,13 +91,16 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 10
 	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 1 << 20
+	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           cfg.RequiredAcks,
 		BatchTimeout:           cfg.BatchTimeout,
 		BatchSize:              cfg.BatchSize,
-		BatchBytes:             16 << 20,
+		BatchBytes:             cfg.BatchBytes,
 		WriteTimeout:           cfg.WriteTimeout,
 		MaxAttempts:            cfg.MaxAttempts,
 		Compression:            cfg.Compression,
@@ -108,6 +115,18 @@ func (p *Producer) Send(ctx context.Context, msgs ...kafka.Message) error {
 		return nil
 	}
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		var we kafka.WriteErrors
+		if errors.As(err, &we) {
+			// Summarise: one line, not one error per message.
+			var first error
+			for _, e := range we {
+				if e != nil {
+					first = e
+					break
+				}
+			}
+			return fmt.Errorf("stream: produce: %d of %d messages failed, first error: %w", we.Count(), len(msgs), first)
+		}
 		return fmt.Errorf("stream: produce: %w", err)
 	}
 	return nil
