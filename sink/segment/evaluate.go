@@ -100,54 +100,72 @@ const noteRemoved = "segment no longer in the catalogue"
 // does not change prev; when nothing changes it returns prev itself and a
 // nil slice, without allocating.
 func (c *Catalogue) Evaluate(in Input, prev Membership, now time.Time) (next Membership, changes []Change) {
+	b := transition{prev: prev.e, now: now}
 	nowMs := now.UnixMilli()
-	var out []member // nil until the first change
-	j := 0           // next entry of prev.e
-	emit := func(ch Change, keep *member) {
-		if out == nil {
-			out = make([]member, 0, len(prev.e)+2)
-			// Unchanged so far: the output is the prev entries consumed.
-			out = append(out, prev.e[:j]...)
-		}
-		if keep != nil {
-			out = append(out, *keep)
-		}
-		ch.At = now
-		changes = append(changes, ch)
-	}
-	removed := func(x member) {
-		emit(Change{Segment: x.name, Kind: Exit, Reason: Reason{Note: noteRemoved}}, nil)
-	}
 	for _, si := range c.sorted {
 		s := &c.segs[si]
-		for j < len(prev.e) && prev.e[j].name < s.Name {
-			removed(prev.e[j])
-			j++
+		for b.j < len(prev.e) && prev.e[b.j].name < s.Name {
+			b.removed()
 		}
-		if j < len(prev.e) && prev.e[j].name == s.Name {
-			x := prev.e[j]
-			if s.decide(in, true, x.at, nowMs) {
-				if out != nil {
-					out = append(out, x)
-				}
+		if b.j < len(prev.e) && prev.e[b.j].name == s.Name {
+			if x := prev.e[b.j]; s.decide(in, true, x.at, nowMs) {
+				b.keep()
 			} else {
-				emit(Change{Segment: s.Name, Kind: Exit, Reason: s.exitReason(in, x.at)}, nil)
+				b.change(Change{Segment: s.Name, Kind: Exit, Reason: s.exitReason(in, x.at)}, nil)
 			}
-			j++
 			continue
 		}
 		if s.decide(in, false, 0, nowMs) {
-			emit(Change{Segment: s.Name, Kind: Enter, Reason: Reason{Field: "rule", Rule: s.Rule.src, Values: s.Rule.Values(in)}},
+			b.change(Change{Segment: s.Name, Kind: Enter, Reason: Reason{Field: "rule", Rule: s.Rule.src, Values: s.Rule.Values(in)}},
 				&member{name: s.Name, at: nowMs})
 		}
 	}
-	for ; j < len(prev.e); j++ {
-		removed(prev.e[j])
+	for b.j < len(prev.e) {
+		b.removed()
 	}
-	if out == nil {
+	if b.out == nil {
 		return prev, nil
 	}
-	return Membership{e: out}, changes
+	return Membership{e: b.out}, b.changes
+}
+
+// transition builds the next membership from prev, copying only once
+// something changes.
+type transition struct {
+	prev    []member
+	j       int      // next entry of prev
+	out     []member // nil until the first change
+	changes []Change
+	now     time.Time
+}
+
+// keep keeps prev[j].
+func (b *transition) keep() {
+	if b.out != nil {
+		b.out = append(b.out, b.prev[b.j])
+	}
+	b.j++
+}
+
+// removed drops prev[j], a segment the catalogue no longer has.
+func (b *transition) removed() {
+	b.change(Change{Segment: b.prev[b.j].name, Kind: Exit, Reason: Reason{Note: noteRemoved}}, nil)
+}
+
+// change records ch. For an entry, add is the new member; otherwise the
+// change drops prev[j].
+func (b *transition) change(ch Change, add *member) {
+	if b.out == nil {
+		// Unchanged so far: the output is the prev entries consumed.
+		b.out = append(make([]member, 0, len(b.prev)+2), b.prev[:b.j]...)
+	}
+	if add != nil {
+		b.out = append(b.out, *add)
+	} else {
+		b.j++
+	}
+	ch.At = b.now
+	b.changes = append(b.changes, ch)
 }
 
 func (s *Segment) exitReason(in Input, enteredMs int64) Reason {

@@ -16,8 +16,8 @@ type in struct {
 }
 
 func (x in) Value(name string) (float64, bool) { v, ok := x.vals[name]; return v, ok }
-func (x in) Top(dim string) []string          { return x.tops[dim] }
-func (x in) Decile(score string) (int, bool)  { d, ok := x.deciles[score]; return d, ok }
+func (x in) Top(dim string) []string           { return x.tops[dim] }
+func (x in) Decile(score string) (int, bool)   { d, ok := x.deciles[score]; return d, ok }
 
 // with returns a copy of x with the values set.
 func (x in) with(kv ...any) in {
