@@ -21,17 +21,15 @@
 #   STREAMPROFILE_TESTENV_KAFKA_PORT first Kafka listener port tried (default 19092; controller: next free)
 #   STREAMPROFILE_TESTENV_REDIS_PORT first standalone Redis port tried (default 16379)
 #   STREAMPROFILE_TESTENV_CLUSTER_PORT first Redis Cluster port tried (default 17000; bus ports are +10000)
-#   STREAMPROFILE_TESTENV_TIMEOUT    seconds to wait for each service to become ready (default 180)
+#   STREAMPROFILE_TESTENV_TIMEOUT    seconds to wait for each service to become ready (default 300)
 #   STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS JVM options of the broker (default below, see default_kafka_jvm_opts)
 #
 # Layout of the state folder:
-#   kafka-<version>/libs/   Kafka jars (cache; kept by `down`)
+#   kafka-<version>-<pom hash>/libs/  Kafka jars (cache; kept by `down`)
 #   bin/testenvprobe        readiness/port probe built from internal/testenv/cmd/testenvprobe
 #   run/                    live state: env file, pid files, data, logs (removed by `down`)
 #   logs/                   logs of the last environment, copied there by `down`
 set -euo pipefail
-
-readonly KAFKA_VERSION=4.1.1
 
 script_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 repo="$(cd "$(dirname "$script_path")/.." && pwd)"
@@ -39,9 +37,12 @@ dir="${STREAMPROFILE_TESTENV_DIR:-$repo/.testenv}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 run="$dir/run"
-libs="$dir/kafka-$KAFKA_VERSION/libs"
+pom="$repo/scripts/kafka/pom.xml"
+kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
+# The jar cache is keyed by the pom's content, so any change to it fetches again.
+libs="$dir/kafka-$kafka_version-$(sha256sum "$pom" | cut -c1-12)/libs"
 probe="$dir/bin/testenvprobe"
-timeout_s="${STREAMPROFILE_TESTENV_TIMEOUT:-180}"
+timeout_s="${STREAMPROFILE_TESTENV_TIMEOUT:-300}"
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() {
@@ -182,13 +183,13 @@ ensure_redis_installed() {
 		sudo=(sudo)
 	fi
 	export DEBIAN_FRONTEND=noninteractive
-	if ! "${sudo[@]}" apt-get install -y -q redis-server >"$dir/apt.log" 2>&1; then
+	if ! "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q redis-server >"$dir/apt.log" 2>&1; then
 		log "apt-get install failed; running apt-get update and trying again"
-		"${sudo[@]}" apt-get update -q >>"$dir/apt.log" 2>&1 || {
+		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >>"$dir/apt.log" 2>&1 || {
 			tail_log "$dir/apt.log"
 			die "apt-get update failed"
 		}
-		"${sudo[@]}" apt-get install -y -q redis-server >>"$dir/apt.log" 2>&1 || {
+		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q redis-server >>"$dir/apt.log" 2>&1 || {
 			tail_log "$dir/apt.log"
 			die "apt-get install -y redis-server failed"
 		}
@@ -203,15 +204,15 @@ ensure_kafka_jars() {
 	fi
 	command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch the Kafka jars"
 	command -v java >/dev/null 2>&1 || die "java (17+) is needed to run Kafka"
-	log "fetching Kafka $KAFKA_VERSION jars with Maven into $libs"
+	log "fetching Kafka $kafka_version jars with Maven into $libs"
 	rm -rf "$libs"
 	mkdir -p "$libs"
-	if ! mvn -q -B -f "$repo/scripts/kafka/pom.xml" dependency:copy-dependencies \
+	if ! mvn -q -B -f "$pom" dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory="$libs" >"$dir/mvn.log" 2>&1; then
 		tail_log "$dir/mvn.log"
 		die "Maven could not fetch the Kafka jars (scripts/kafka/pom.xml)"
 	fi
-	ls "$libs"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null 2>&1 || die "Maven ran but kafka_2.13-$KAFKA_VERSION.jar is missing in $libs"
+	ls "$libs"/kafka_2.13-"$kafka_version".jar >/dev/null 2>&1 || die "Maven ran but kafka_2.13-$kafka_version.jar is missing in $libs"
 	touch "$libs/.complete"
 }
 
