@@ -587,6 +587,7 @@ cmd_stop_redis() {
 
 cmd_start_redis() {
 	require_up
+	ensure_redis_installed
 	[[ -x "$probe" ]] || ensure_probe
 	if ! pid_alive "$redis_dir/pid" >/dev/null; then
 		launch_redis "$redis_dir" "$(cat "$redis_dir/port")" --appendonly yes --databases 256
