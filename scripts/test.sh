@@ -14,6 +14,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 testenv="$repo/scripts/testenv.sh"
 
+# shellcheck disable=SC2317 # called by the EXIT trap.
 down() {
 	"$testenv" down || echo "test.sh: scripts/testenv.sh down failed" >&2
 }

@@ -100,6 +100,7 @@ spawn() {
 	local pidfile="$1" logfile="$2"
 	shift 2
 	rm -f "$pidfile.new"
+	# shellcheck disable=SC2016 # $$ and $@ belong to the inner bash.
 	setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile.new" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
 	local i
 	for ((i = 0; i < 100; i++)); do
