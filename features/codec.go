@@ -36,9 +36,11 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 		s.PurchaseDays, s.FirstPurchaseDay, s.LastPurchaseDay, s.FirstDayRevenueMicros} {
 		b = binary.AppendVarint(b, v)
 	}
-	b = binary.AppendUvarint(b, uint64(len(s.RecentDays)))
-	for _, d := range s.RecentDays {
-		b = binary.AppendVarint(b, d)
+	b = binary.AppendUvarint(b, uint64(len(s.Days)))
+	var prevDay int64
+	for _, d := range s.Days {
+		b = binary.AppendVarint(b, d-prevDay)
+		prevDay = d
 	}
 	var flags byte
 	if s.ProfilingOff {
@@ -91,6 +93,13 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendVarint(b, x.Ts)
 		prev = x.H
 	}
+	b = binary.AppendUvarint(b, uint64(len(s.Linked)))
+	for _, l := range s.Linked {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		b = append(b, l...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s.MergedInto)))
+	b = append(b, s.MergedInto...)
 	return b, nil
 }
 
@@ -112,9 +121,11 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		*p = r.varint()
 	}
 	if k := r.count(); k > 0 {
-		n.RecentDays = make([]int64, k)
-		for i := range n.RecentDays {
-			n.RecentDays[i] = r.varint()
+		n.Days = make([]int64, k)
+		var prev int64
+		for i := range n.Days {
+			prev += r.varint()
+			n.Days[i] = prev
 		}
 	}
 	flags := r.byte()
@@ -169,6 +180,13 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			n.Seen[i] = seenID{H: prev, Ts: r.varint()}
 		}
 	}
+	if k := r.count(); k > 0 {
+		n.Linked = make([]string, k)
+		for i := range n.Linked {
+			n.Linked[i] = r.str()
+		}
+	}
+	n.MergedInto = r.str()
 	if r.err != nil {
 		return r.err
 	}

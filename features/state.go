@@ -33,8 +33,9 @@ type Outcome int
 
 // Apply outcomes.
 const (
-	Applied   Outcome = iota // the event changed the state
-	Duplicate                // the event id was seen before: nothing changed
+	Applied    Outcome = iota // the event changed the state
+	Duplicate                 // the event id was seen before: nothing changed
+	Suppressed                // profiling consent is withdrawn: the event was not used
 )
 
 // State is one user's feature state. Its zero value is an empty profile.
@@ -61,11 +62,12 @@ type State struct {
 	SessionsDone, CartSessionsDone, AbandonDone int64
 
 	// Purchase days, for the BG/NBD / Gamma-Gamma customer summary: same-day
-	// purchases are one transaction. RecentDays holds the purchase days at or
-	// after the watermark's day (the only ones a later event can repeat).
+	// purchases are one transaction. Days is the sorted set of UTC day
+	// numbers with a purchase (at most maxPurchaseDays; past that,
+	// PurchaseDays keeps counting new last days).
 	PurchaseDays, FirstPurchaseDay, LastPurchaseDay int64
 	FirstDayRevenueMicros                           int64
-	RecentDays                                      []int64
+	Days                                            []int64
 
 	// Items is the sorted set of murmur3-64 hashes of item ids seen.
 	Items []uint64
@@ -80,6 +82,12 @@ type State struct {
 	// ProfilingOff / AdsOff are true after a withdrawal.
 	ProfilingOff, AdsOff bool
 	ConsentMs            int64
+
+	// Linked lists the anonymous ids whose profiles were merged into this
+	// one (identity resolution); MergedInto names the profile this one was
+	// handed to, after which its events are forwarded there.
+	Linked     []string
+	MergedInto string
 }
 
 // window is a sparse bucketed counter sorted by bucket index.
@@ -211,11 +219,14 @@ func (s *State) Apply(ev *stream.Event, env Env) Outcome {
 
 	if ev.Type == stream.TypeConsent {
 		if t >= s.ConsentMs {
-			if ev.Consent.Profiling != nil {
-				s.ProfilingOff = !*ev.Consent.Profiling
-			}
 			if ev.Consent.Ads != nil {
 				s.AdsOff = !*ev.Consent.Ads
+			}
+			if ev.Consent.Profiling != nil {
+				s.ProfilingOff = !*ev.Consent.Profiling
+				if s.ProfilingOff {
+					s.eraseDerived()
+				}
 			}
 			s.ConsentMs = t
 		}
@@ -223,6 +234,9 @@ func (s *State) Apply(ev *stream.Event, env Env) Outcome {
 	}
 	if ev.Type == stream.TypeIdentify {
 		return Applied
+	}
+	if s.ProfilingOff {
+		return Suppressed
 	}
 
 	if s.FirstSeenMs == 0 || t < s.FirstSeenMs {
@@ -299,17 +313,26 @@ func (s *State) purchaseDay(t, amount int64) {
 	case d == s.FirstPurchaseDay:
 		s.FirstDayRevenueMicros += amount
 	}
-	if d > s.LastPurchaseDay {
+	newLast := d > s.LastPurchaseDay
+	if newLast {
 		s.LastPurchaseDay = d
 	}
-	for _, x := range s.RecentDays {
-		if x == d {
-			return
-		}
+	i := sort.Search(len(s.Days), func(i int) bool { return s.Days[i] >= d })
+	if i < len(s.Days) && s.Days[i] == d {
+		return
 	}
-	s.PurchaseDays++
-	s.RecentDays = append(s.RecentDays, d)
+	if len(s.Days) < maxPurchaseDays {
+		s.Days = append(s.Days, 0)
+		copy(s.Days[i+1:], s.Days[i:])
+		s.Days[i] = d
+		s.PurchaseDays++
+	} else if newLast {
+		s.PurchaseDays++
+	}
 }
+
+// maxPurchaseDays bounds the purchase-day set kept per user.
+const maxPurchaseDays = 1024
 
 func floorDiv(a, b int64) int64 {
 	q := a / b
@@ -323,17 +346,7 @@ func (s *State) item(id string, cfg *Config) {
 	if id == "" {
 		return
 	}
-	h := murmur3.StringSum64(id)
-	i := sort.Search(len(s.Items), func(i int) bool { return s.Items[i] >= h })
-	if i < len(s.Items) && s.Items[i] == h {
-		return
-	}
-	if len(s.Items) >= cfg.MaxDistinctItems {
-		return
-	}
-	s.Items = append(s.Items, 0)
-	copy(s.Items[i+1:], s.Items[i:])
-	s.Items[i] = h
+	s.addItemHash(murmur3.StringSum64(id), cfg)
 }
 
 func (s *State) credit(ev *stream.Event, w float64, t int64, cfg *Config) {
@@ -369,66 +382,49 @@ func (a *affinity) add(name string, w float64, t int64, cfg *Config) {
 		a.Base = t
 	}
 	b := murmur3.StringSum32(name) % cfg.HashBuckets
-	add := w * math.Exp2(float64(t-a.Base)/float64(h))
-	for i := range a.Entries {
-		if a.Entries[i].Bucket == b {
-			a.Entries[i].W += add
-			a.Entries[i].Name = name
-			return
-		}
-	}
-	if len(a.Entries) >= cfg.MaxAffinityEntries {
-		weakest := 0
-		for i := range a.Entries {
-			if a.Entries[i].W < a.Entries[weakest].W {
-				weakest = i
-			}
-		}
-		if a.Entries[weakest].W >= add {
-			return
-		}
-		a.Entries[weakest] = affEntry{Bucket: b, W: add, Name: name}
-		return
-	}
-	a.Entries = append(a.Entries, affEntry{Bucket: b, W: add, Name: name})
+	a.put(b, w*math.Exp2(float64(t-a.Base)/float64(h)), name, cfg)
 }
 
 // session records the event in its session interval, merging intervals
 // that the event bridges.
 func (s *State) session(ev *stream.Event, t int64, flags uint8, cfg *Config) {
 	var key uint64
-	gap := int64(cfg.SessionGap / time.Millisecond)
 	if ev.SessionID != "" {
 		key = murmur3.StringSum64(ev.SessionID)
 		if key == 0 {
 			key = 1
 		}
-		gap = int64(cfg.SessionIDIdle / time.Millisecond)
 	}
-	start, end, f := t, t, flags
+	s.addInterval(session{Key: key, Start: t, End: t, Flags: flags}, cfg)
+}
+
+// sessionGap is the gap that splits sessions of the given key.
+func sessionGap(key uint64, cfg *Config) int64 {
+	if key == 0 {
+		return int64(cfg.SessionGap / time.Millisecond)
+	}
+	return int64(cfg.SessionIDIdle / time.Millisecond)
+}
+
+// addInterval inserts a session interval, merging every interval of the
+// same key within the gap (transitively).
+func (s *State) addInterval(n session, cfg *Config) {
+	gap := sessionGap(n.Key, cfg)
 	out := s.Sessions[:0]
-	for _, x := range s.Sessions {
-		if x.Key == key && t >= x.Start-gap && t <= x.End+gap {
-			start, end, f = min(start, x.Start), max(end, x.End), f|x.Flags
-			continue
-		}
-		out = append(out, x)
-	}
-	// Merging may make the new interval reach others of the same key.
 	for merged := true; merged; {
 		merged = false
-		kept := out[:0]
-		for _, x := range out {
-			if x.Key == key && x.Start <= end+gap && x.End >= start-gap {
-				start, end, f = min(start, x.Start), max(end, x.End), f|x.Flags
+		out = s.Sessions[:0]
+		for _, x := range s.Sessions {
+			if x.Key == n.Key && x.Start <= n.End+gap && x.End >= n.Start-gap {
+				n.Start, n.End, n.Flags = min(n.Start, x.Start), max(n.End, x.End), n.Flags|x.Flags
 				merged = true
 				continue
 			}
-			kept = append(kept, x)
+			out = append(out, x)
 		}
-		out = kept
+		s.Sessions = out
 	}
-	s.Sessions = append(out, session{Key: key, Start: start, End: end, Flags: f})
+	s.Sessions = append(out, n)
 }
 
 // retire folds state that no event at or after the watermark can change
@@ -460,15 +456,6 @@ func (s *State) retire(env Env) {
 		kept = append(kept, x)
 	}
 	s.Sessions = kept
-
-	wmDay := floorDiv(wm, dayMs)
-	days := s.RecentDays[:0]
-	for _, d := range s.RecentDays {
-		if d >= wmDay {
-			days = append(days, d)
-		}
-	}
-	s.RecentDays = days
 
 	s.Views1m.prune(wm/bucket1h - windowBuckets + 1)
 	s.Views24m.prune(wm/bucket24h - windowBuckets + 1)
@@ -551,6 +538,17 @@ func Terms(q string) []string {
 		}
 	}
 	return out
+}
+
+// eraseDerived drops every behavioural feature, keeping only what is needed
+// to honour the user's choices: consent flags, identity links, the
+// de-duplication ids (so a replay cannot rebuild the profile) and nothing
+// else.
+func (s *State) eraseDerived() {
+	*s = State{
+		Seen: s.Seen, ProfilingOff: s.ProfilingOff, AdsOff: s.AdsOff, ConsentMs: s.ConsentMs,
+		Linked: s.Linked, MergedInto: s.MergedInto,
+	}
 }
 
 // Empty reports whether no behavioural event has been applied.
