@@ -113,7 +113,7 @@ type GateConfig struct {
 
 // LogisticConfig configures the logistic baseline.
 type LogisticConfig struct {
-	// LearningRate of its SGD. Default 0.05.
+	// LearningRate of its SGD. Default 0.01.
 	LearningRate float64 `yaml:"learning_rate"`
 	// L2 penalty. Default 1e-4.
 	L2 float64 `yaml:"l2"`
@@ -181,7 +181,7 @@ func (c Config) WithDefaults() Config {
 	defi(&c.Gate.MinExamples, 200)
 	deff(&c.Gate.AUCMargin, 0.01)
 	deff(&c.Gate.LogLossMargin, 0.01)
-	deff(&c.Logistic.LearningRate, 0.05)
+	deff(&c.Logistic.LearningRate, 0.01)
 	deff(&c.Logistic.L2, 1e-4)
 	defi(&c.BGNBD.RefitExamples, 5000)
 	defi(&c.BGNBD.MaxCustomers, 100000)

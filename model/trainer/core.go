@@ -97,6 +97,8 @@ type counters struct {
 	Positives   [numTasks]int64 `json:"positives"`
 	Trained     [numTasks]int64 `json:"trained"`
 	Dropped     int64           `json:"dropped"`
+	Evaluated   [numTasks]int64 `json:"evaluated"`
+	EvalSkipped int64           `json:"eval_skipped"`
 	Batches     int64           `json:"batches"`
 	Versions    int64           `json:"versions"`
 	Promotions  int64           `json:"promotions"`
@@ -136,9 +138,8 @@ type core struct {
 	logit [numTasks]*logistic
 	bg    *bgnbd
 
+	evalQ     [numTasks]evalQueue
 	preq      [numTasks][numModels]*metrics.Prequential
-	seen      [numTasks][numModels]int64
-	pos       [numTasks][numModels]int64
 	gate      *gateEval
 	waiting   []int64 // candidates cut while a challenger is under evaluation
 	mon       *liveMon
@@ -319,7 +320,8 @@ func (c *core) create(ps *partState, offset int64, s *features.Snapshot, replayi
 		return
 	}
 	c.seq++
-	p := &pending{id: s.ID, user: s.User, part: ps.id, offset: offset, ts: ts, day: day, ex: c.enc.Encode(s), open: mask, seq: c.seq}
+	p := &pending{id: s.ID, user: s.User, part: ps.id, offset: offset, ts: ts, day: day, ex: c.enc.Encode(s), open: mask, seq: c.seq,
+		label: [numTasks]int8{labelUnknown, labelUnknown}}
 	c.score(p, s)
 	horizon := [numTasks]time.Duration{c.cfg.PurchaseHorizon, c.cfg.RepeatHorizon}
 	for t := range numTasks {
@@ -329,6 +331,15 @@ func (c *core) create(ps *partState, offset int64, s *features.Snapshot, replayi
 		p.deadline[t] = ts + horizon[t].Milliseconds()
 		ps.dl.push(deadlineItem{deadline: p.deadline[t], p: p, task: t})
 		c.open++
+		c.evalQ[t].push(p)
+		for c.evalQ[t].len() > c.cfg.MaxPending {
+			if f := c.evalQ[t].front(); f.label[t] != labelUnknown && f.label[t] != labelDropped {
+				c.emit(f, t)
+			} else {
+				c.c.EvalSkipped++
+			}
+			c.evalQ[t].pop()
+		}
 		if !replaying {
 			c.c.Examples[t]++
 		}
@@ -343,8 +354,10 @@ func (c *core) create(ps *partState, offset int64, s *features.Snapshot, replayi
 		for t := range numTasks {
 			if old.open&(1<<t) != 0 {
 				old.open &^= 1 << t
+				old.label[t] = labelDropped
 				c.open--
 				c.c.Dropped++
+				c.drainEval(t)
 			}
 		}
 	}
@@ -425,16 +438,42 @@ func (c *core) mature(p *pending, task int, label float64, by int64) {
 	if pos {
 		c.c.Positives[task]++
 	}
+	if pos {
+		p.label[task] = 1
+	} else {
+		p.label[task] = 0
+	}
+	c.drainEval(task)
+	c.logit[task].learn(p.ex.Numeric, label)
+	if len(c.ready) == 0 {
+		c.readyAt = c.cfg.Now()
+	}
+	c.ready = append(c.ready, ready{p: p, task: task, label: label, by: by})
+}
+
+// drainEval evaluates, in arrival order, the task's examples whose labels
+// are known, up to the oldest one still pending.
+func (c *core) drainEval(task int) {
+	q := &c.evalQ[task]
+	for p := q.front(); p != nil && p.label[task] != labelUnknown; p = q.front() {
+		if p.label[task] != labelDropped {
+			c.emit(p, task)
+		}
+		q.pop()
+	}
+}
+
+// emit adds one labelled example's arrival scores to the prequential
+// windows, the challenger's gate window and the champion's live window.
+func (c *core) emit(p *pending, task int) {
+	pos := p.label[task] == 1
+	c.c.Evaluated[task]++
 	for m := range numModels {
 		s := p.scores[task][m]
 		if math.IsNaN(s) {
 			continue
 		}
 		c.preq[task][m].Add(s, pos)
-		c.seen[task][m]++
-		if pos {
-			c.pos[task][m]++
-		}
 	}
 	if g := c.gate; g != nil && p.chal == g.version && len(g.labels[task]) < c.cfg.Gate.Examples {
 		g.ch[task] = append(g.ch[task], p.scores[task][mChallenger])
@@ -445,12 +484,7 @@ func (c *core) mature(p *pending, task int, label float64, by int64) {
 		mon.win[task].Add(p.scores[task][mChampion], pos)
 		mon.since[task]++
 	}
-	c.logit[task].learn(p.ex.Numeric, label)
-	if len(c.ready) == 0 {
-		c.readyAt = c.cfg.Now()
-	}
-	c.ready = append(c.ready, ready{p: p, task: task, label: label, by: by})
-	if task == c.curveTask() && c.c.Matured[task] >= c.curveNext {
+	if task == c.curveTask() && c.c.Evaluated[task] >= c.curveNext {
 		c.curveNext += int64(c.cfg.CurveEvery)
 		c.addCurvePoint()
 	}
@@ -828,7 +862,7 @@ func (c *core) nextChallenger(ctx context.Context) error {
 // other point is dropped).
 func (c *core) addCurvePoint() {
 	t := c.curveTask()
-	pt := CurvePoint{Matured: c.c.Matured[t], EventTime: time.UnixMilli(c.maxTS).UTC(), AUC: map[string]float64{}}
+	pt := CurvePoint{Evaluated: c.c.Evaluated[t], EventTime: time.UnixMilli(c.maxTS).UTC(), AUC: map[string]float64{}}
 	for m, name := range modelNames {
 		if c.preq[t][m].Len() > 0 {
 			if a := c.preq[t][m].AUC(); !math.IsNaN(a) {

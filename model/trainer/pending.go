@@ -29,9 +29,43 @@ type pending struct {
 	scores   [numTasks][numModels]float64
 	open     uint8 // bit t: task t pending
 	deadline [numTasks]int64
-	chal     int64 // version in the challenger slot when scored (0 none)
-	champ    int64 // champion version when scored (0 none)
+	label    [numTasks]int8 // per task: labelUnknown, 0, 1 or labelDropped
+	chal     int64          // version in the challenger slot when scored (0 none)
+	champ    int64          // champion version when scored (0 none)
 	seq      uint64
+}
+
+// Per-task label states of a pending.
+const (
+	labelUnknown int8 = -1
+	labelDropped int8 = 2
+)
+
+// evalQueue holds one task's examples in arrival order until their labels
+// are known, so that metrics are computed over examples in arrival order
+// (see doc.go, "Delayed feedback").
+type evalQueue struct {
+	items []*pending
+	head  int
+}
+
+func (q *evalQueue) push(p *pending) { q.items = append(q.items, p) }
+func (q *evalQueue) len() int        { return len(q.items) - q.head }
+func (q *evalQueue) front() *pending {
+	if q.head == len(q.items) {
+		return nil
+	}
+	return q.items[q.head]
+}
+func (q *evalQueue) pop() {
+	q.items[q.head] = nil
+	q.head++
+	if q.head > 1024 && q.head*2 > len(q.items) {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items = q.items[:n]
+		q.head = 0
+	}
 }
 
 // deadlineItem is a (pending, task) in a partition's deadline heap.

@@ -256,10 +256,10 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 }
 
 // CurvePoint is one point of the learning curve: prequential AUC per model
-// (over the last Window examples) after Matured examples of the followed
-// task had matured.
+// (over the last Window examples) after Evaluated examples of the followed
+// task had been evaluated.
 type CurvePoint struct {
-	Matured   int64              `json:"matured"`
+	Evaluated int64              `json:"evaluated"`
 	EventTime time.Time          `json:"event_time"`
 	AUC       map[string]float64 `json:"auc"`
 }
@@ -268,6 +268,7 @@ type CurvePoint struct {
 type TaskStats struct {
 	Examples  int64                       `json:"examples"`
 	Matured   int64                       `json:"matured"`
+	Evaluated int64                       `json:"evaluated"`
 	Positives int64                       `json:"positives"`
 	Trained   int64                       `json:"trained"`
 	Models    map[string]registry.Metrics `json:"models"`
@@ -324,7 +325,7 @@ func (t *Trainer) Stats() Stats {
 			continue
 		}
 		name := c.cfg.Arch.Heads[c.heads[tk]]
-		s.Tasks[name] = TaskStats{Examples: c.c.Examples[tk], Matured: c.c.Matured[tk], Positives: c.c.Positives[tk],
+		s.Tasks[name] = TaskStats{Examples: c.c.Examples[tk], Matured: c.c.Matured[tk], Evaluated: c.c.Evaluated[tk], Positives: c.c.Positives[tk],
 			Trained: c.c.Trained[tk], Models: ms[name]}
 		trained += c.c.Trained[tk]
 	}
