@@ -205,7 +205,9 @@ const (
 // so that a strict comparison (days_since_last_seen > 7) has flipped by
 // then. Features that decay or slide without events (activity_*, views_24h,
 // rfm_recency) are held constant: a rule that depends only on them is
-// re-evaluated at the next event or at another segment's timer. If m is
+// re-evaluated at the next event or at another segment's timer, and a
+// timer can find nothing to change when one of them moved meanwhile (the
+// caller then asks NextCheck again). If m is
 // stale (evaluating at now would already change it), NextCheck returns now.
 func (c *Catalogue) NextCheck(in Input, m Membership, now time.Time) (time.Time, bool) {
 	nowMs := now.UnixMilli()

@@ -107,6 +107,15 @@ type Sketch struct {
 	hasCuts bool
 }
 
+// splitmix64 scrambles a seed, so that nearby seeds (and PCG generators
+// seeded like them elsewhere) give unrelated streams.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 // NewSketch returns an empty Sketch.
 func NewSketch(cfg SketchConfig) (*Sketch, error) {
 	if err := cfg.Validate(); err != nil {
@@ -115,7 +124,7 @@ func NewSketch(cfg SketchConfig) (*Sketch, error) {
 	cfg = cfg.withDefaults()
 	return &Sketch{
 		cfg:    cfg,
-		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x5e9a_3b1d)),
+		rng:    rand.New(rand.NewPCG(splitmix64(cfg.Seed), splitmix64(^cfg.Seed))),
 		sample: make([]float64, 0, cfg.Size),
 	}, nil
 }
