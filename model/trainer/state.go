@@ -25,6 +25,26 @@ type persisted struct {
 	Counters   counters             `json:"counters"`
 	Lineage    int64                `json:"lineage"`
 	Trained    []string             `json:"trained,omitempty"`
+	// Inline holds the pending examples with a long horizon (the repeat
+	// task open), stored whole so that a restart need not replay months of
+	// input.
+	Inline []inlinePending `json:"inline,omitempty"`
+}
+
+// inlinePending is a pending example stored in the state.
+type inlinePending struct {
+	ID       string                     `json:"id"`
+	User     string                     `json:"user"`
+	Part     int                        `json:"part"`
+	Offset   int64                      `json:"offset"`
+	TS       int64                      `json:"ts"`
+	Open     uint8                      `json:"open"`
+	Deadline [numTasks]int64            `json:"deadline"`
+	Numeric  []float64                  `json:"numeric"`
+	Tokens   map[string][]uint32        `json:"tokens,omitempty"`
+	Scores   [numTasks][]registry.Float `json:"scores"`
+	Chal     int64                      `json:"chal"`
+	Champ    int64                      `json:"champ"`
 }
 
 // partPersist is one partition's restart point.
@@ -79,13 +99,26 @@ func (c *core) buildState() *persisted {
 	}
 	for _, list := range c.users {
 		for _, p := range list {
-			if p.open != 0 {
-				if pp := st.Partitions[p.part]; pp != nil {
-					pp.Pending = append(pp.Pending, [2]int64{p.offset, int64(p.open)})
+			pp := st.Partitions[p.part]
+			if p.open == 0 || pp == nil {
+				continue
+			}
+			if p.open&(1<<taskRepeat) == 0 {
+				pp.Pending = append(pp.Pending, [2]int64{p.offset, int64(p.open)})
+				continue
+			}
+			ip := inlinePending{ID: p.id, User: p.user, Part: p.part, Offset: p.offset, TS: p.ts, Open: p.open, Deadline: p.deadline,
+				Numeric: p.ex.Numeric, Tokens: p.ex.Tokens, Chal: p.chal, Champ: p.champ}
+			for t := range numTasks {
+				ip.Scores[t] = make([]registry.Float, numModels)
+				for m := range numModels {
+					ip.Scores[t][m] = registry.Float(p.scores[t][m])
 				}
 			}
+			st.Inline = append(st.Inline, ip)
 		}
 	}
+	slices.SortFunc(st.Inline, func(a, b inlinePending) int { return int(a.Offset - b.Offset) })
 	for _, pp := range st.Partitions {
 		slices.SortFunc(pp.Pending, func(a, b [2]int64) int { return int(a[0] - b[0]) })
 		pp.ReplayFrom = pp.Next
@@ -228,6 +261,31 @@ func (c *core) restore(ctx context.Context) error {
 			}
 			ps.next = pp.ReplayFrom
 		}
+	}
+	for _, ip := range st.Inline {
+		if ip.Open == 0 || ip.Open >= 1<<numTasks || len(ip.Numeric) != len(c.cfg.Arch.NumericFeatures) || v.SchemaHash != c.hash {
+			continue
+		}
+		ps := c.part(ip.Part)
+		c.seq++
+		p := &pending{id: ip.ID, user: ip.User, part: ip.Part, offset: ip.Offset, ts: ip.TS, day: floorDiv(ip.TS, 86400000),
+			ex: nn.Example{Numeric: ip.Numeric, Tokens: ip.Tokens}, open: ip.Open, deadline: ip.Deadline, chal: ip.Chal, champ: ip.Champ,
+			seq: c.seq, label: [numTasks]int8{labelUnknown, labelUnknown}}
+		for t := range numTasks {
+			for m := range numModels {
+				p.scores[t][m] = math.NaN()
+				if m < len(ip.Scores[t]) {
+					p.scores[t][m] = float64(ip.Scores[t][m])
+				}
+			}
+			if p.open&(1<<t) != 0 {
+				ps.dl.push(deadlineItem{deadline: p.deadline[t], p: p, task: t})
+				c.open++
+				c.evalQ[t].push(p)
+			}
+		}
+		c.users[p.user] = append(c.users[p.user], p)
+		c.queue.push(p)
 	}
 	for _, h := range st.Dedupe {
 		c.dd.add(h)
