@@ -114,7 +114,8 @@ func isHexColonDot(c byte) bool {
 }
 
 // appendIPs finds IPv4 addresses (runs of digits and dots) and IPv6
-// addresses (runs of hex digits, colons and dots with at least two colons).
+// addresses (runs of hex digits, colons and dots with at least two colons,
+// not glued to other letters or digits).
 func appendIPs(spans [][2]int, s string) [][2]int {
 	for i := 0; i < len(s); {
 		if !isDigitDot(s[i]) {
@@ -148,7 +149,10 @@ func appendIPs(spans [][2]int, s string) [][2]int {
 		for j < len(s) && isHexColonDot(s[j]) {
 			j++
 		}
-		if a, b, ok := ipv6In(s[i:j]); ok {
+		// A run glued to other letters or digits ("std::vector") is a
+		// word, not an address.
+		glued := i > 0 && isAlnum(s[i-1]) || j < len(s) && isAlnum(s[j])
+		if a, b, ok := ipv6In(s[i:j]); ok && !glued {
 			spans = append(spans, [2]int{i + a, i + b})
 		}
 		i = j
