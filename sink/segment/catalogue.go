@@ -162,8 +162,9 @@ func readLimited(path string) ([]byte, error) {
 }
 
 // Parse parses and validates a catalogue. file names it in errors. The
-// error is an *Error, or several joined with errors.Join (at most 20, one
-// per problem found), or wraps ErrNames for a bad cfg.Names.
+// error is an *Error, or when there are several problems, one *Error per
+// problem (at most 20) joined with errors.Join; it wraps ErrNames for a bad
+// cfg.Names.
 func Parse(file string, data []byte, cfg Config) (*Catalogue, error) {
 	names := cfg.Names
 	if names.empty() {
@@ -182,7 +183,11 @@ func Parse(file string, data []byte, cfg Config) (*Catalogue, error) {
 	}
 	l := &loader{file: file, data: data, v: v}
 	c := l.catalogue(&doc)
-	if len(l.errs) > 0 {
+	switch len(l.errs) {
+	case 0:
+	case 1:
+		return nil, l.errs[0]
+	default:
 		return nil, errors.Join(l.errs...)
 	}
 	c.file, c.digest, c.v = file, sha256.Sum256(data), v

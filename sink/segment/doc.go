@@ -105,8 +105,8 @@
 //
 // Evaluate is deterministic, never changes its arguments, and allocates
 // nothing when nothing changes. A Membership encodes to a compact,
-// canonical binary form (MarshalBinary, about 10 bytes per segment) for
-// storage next to the user's profile.
+// canonical binary form (MarshalBinary: each segment takes its name plus
+// about 8 bytes) for storage next to the user's profile.
 //
 // # Time-relative segments
 //

@@ -212,6 +212,11 @@ const (
 func (c *Catalogue) NextCheck(in Input, m Membership, now time.Time) (time.Time, bool) {
 	nowMs := now.UnixMilli()
 	best := int64(math.MaxInt64)
+	for _, x := range m.e {
+		if _, ok := c.Segment(x.name); !ok {
+			return now, true // Evaluate would remove it
+		}
+	}
 	sh := &shifted{in: in, v: c.v}
 	var daysBuf [16]float64
 	var timesBuf [16]int64
