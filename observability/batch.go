@@ -129,7 +129,8 @@ func (b *Batch) StartFlush(ctx context.Context) (context.Context, trace.Span) {
 
 // EndFlush closes the flush begun by StartFlush: on success (err nil) it
 // ends the emit spans, observes every recorded latency and the flush's
-// size (users, commands) and duration d; on failure it ends the emit spans
+// size (users, commands) and Redis write duration d (pass the
+// features.FlushStats of the write); on failure it ends the emit spans
 // with err and counts the failure (the records are processed again after the
 // restart, and observed then). Either way span ends and the Batch is reset.
 func (b *Batch) EndFlush(span trace.Span, users, commands int, d time.Duration, err error) {
@@ -178,4 +179,17 @@ func (b *Batch) reset() {
 	b.times = b.times[:0]
 	clear(b.emits)
 	b.emits = b.emits[:0]
+}
+
+// Discard ends the held emit spans with err and forgets everything recorded
+// since the last flush, without counting a flush. Call it when the processor
+// gives up its pending work without flushing (it failed, and its partition
+// restarts from the checkpoint, where the events are processed again).
+func (b *Batch) Discard(err error) {
+	for i := range b.emits {
+		if s := b.emits[i].span; s != nil {
+			End(s, err)
+		}
+	}
+	b.reset()
 }

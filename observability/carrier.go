@@ -2,6 +2,7 @@ package observability
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/segmentio/kafka-go"
@@ -40,20 +41,29 @@ func (c KafkaCarrier) Get(key string) string {
 	return ""
 }
 
-// Set replaces the headers named key with one holding value.
+// Set replaces the headers named key with one holding value, appended last.
+// When it removes headers it builds a new slice rather than filtering in
+// place, so a message whose headers share a backing array with another's
+// (a record built from a consumed one) never changes the other.
 func (c KafkaCarrier) Set(key, value string) {
 	if c.Headers == nil {
 		return
 	}
 	h := *c.Headers
-	out := h[:0]
-	for _, x := range h {
+	nh := kafka.Header{Key: key, Value: []byte(value)}
+	i := slices.IndexFunc(h, func(x kafka.Header) bool { return strings.EqualFold(x.Key, key) })
+	if i < 0 {
+		*c.Headers = append(h, nh)
+		return
+	}
+	out := make([]kafka.Header, 0, len(h))
+	out = append(out, h[:i]...)
+	for _, x := range h[i+1:] {
 		if !strings.EqualFold(x.Key, key) {
 			out = append(out, x)
 		}
 	}
-	clear(h[len(out):])
-	*c.Headers = append(out, kafka.Header{Key: key, Value: []byte(value)})
+	*c.Headers = append(out, nh)
 }
 
 // Keys lists the header keys, each once, in first-seen order.

@@ -75,9 +75,22 @@ func TestKafkaCarrierSetReplacesEveryMatch(t *testing.T) {
 			if !headersEqual(h, tt.want) {
 				t.Errorf("after Set: %v, want %v", h, tt.want)
 			}
-			// The caller's original slice is not visible through
-			// anything but h; its other keys are kept in order.
 		})
+	}
+}
+
+// TestKafkaCarrierSetLeavesSharedHeaders: a record built from a consumed
+// one shares its header array; injecting into it must not alter the
+// consumed record.
+func TestKafkaCarrierSetLeavesSharedHeaders(t *testing.T) {
+	consumed := hdrs("traceparent", "parent", "source", "web")
+	emitted := consumed[:len(consumed):len(consumed)]
+	KafkaCarrier{Headers: &emitted}.Set("traceparent", "child")
+	if !headersEqual(consumed, hdrs("traceparent", "parent", "source", "web")) {
+		t.Errorf("consumed record's headers changed to %v", consumed)
+	}
+	if !headersEqual(emitted, hdrs("source", "web", "traceparent", "child")) {
+		t.Errorf("emitted headers %v", emitted)
 	}
 }
 

@@ -50,7 +50,7 @@ var SizeBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000
 //
 //	streamprofile_event_latency_seconds{output}        histogram: event time (ts) → output done
 //	streamprofile_ingest_latency_seconds{output}       histogram: Kafka record timestamp → output done
-//	streamprofile_redis_flush_duration_seconds         histogram: one flush (sends + Redis write)
+//	streamprofile_redis_flush_duration_seconds         histogram: one flush's Redis write (features.FlushStats.Duration)
 //	streamprofile_redis_flush_users                    histogram: user states written per flush
 //	streamprofile_redis_flush_commands                 histogram: Redis commands sent per flush
 //	streamprofile_redis_flush_errors_total             counter: failed flushes
@@ -111,7 +111,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			"Time from a record's Kafka timestamp (append time) until its output is done (see event_latency_seconds). The pipeline's own end-to-end latency.",
 			LatencyBuckets, "output"),
 		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_duration_seconds",
-			Help: "Duration of one partition flush: sending the emitted records, then writing user states and the checkpoint to Redis.", Buckets: LatencyBuckets}),
+			Help: "Duration of one flush's Redis write of user states and checkpoint (one round trip).", Buckets: LatencyBuckets}),
 		flushUsers: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_users",
 			Help: "User states written per flush.", Buckets: SizeBuckets}),
 		flushCommands: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_commands",
@@ -213,7 +213,7 @@ func observe(o prometheus.Observer, v float64, sc trace.SpanContext) {
 }
 
 // ObserveFlush records one successful flush: users and commands written and
-// its duration.
+// the duration of its Redis write (features.FlushStats).
 func (m *Metrics) ObserveFlush(users, commands int, d time.Duration) {
 	if m == nil {
 		return

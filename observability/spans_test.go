@@ -201,6 +201,31 @@ func TestBatchSpanTree(t *testing.T) {
 	}
 }
 
+// TestBatchDiscard: abandoned work ends its emit spans with the error and
+// leaves nothing for the next flush.
+func TestBatchDiscard(t *testing.T) {
+	tp, rec := newSDK(t, nil)
+	tr := NewTracer(TracerConfig{Provider: tp})
+	b := NewBatch(tr, nil)
+	ctx := context.Background()
+	m, _ := producedMessage(tp, 1)
+	trigger := kafka.Message{Topic: "triggers"}
+	pipelineEvent(ctx, tr, b, &m, &trigger)
+	b.Discard(errors.New("redis load failed"))
+	emit := named(rec.Ended(), SpanEmit)
+	if len(emit) != 1 || emit[0].Status().Code != codes.Error {
+		t.Fatalf("want one emit span ended with an error, got %d", len(emit))
+	}
+	_, f := b.StartFlush(ctx)
+	b.EndFlush(f, 0, 0, 0, nil)
+	if fl := named(rec.Ended(), SpanRedisFlush); len(fl) != 1 || len(fl[0].Links()) != 0 {
+		t.Error("the flush after Discard links to discarded events")
+	}
+	if n := len(named(rec.Ended(), SpanEmit)); n != 1 {
+		t.Errorf("%d emit spans after the next flush, want the discarded one only", n)
+	}
+}
+
 func named(spans []sdktrace.ReadOnlySpan, name string) []sdktrace.ReadOnlySpan {
 	var out []sdktrace.ReadOnlySpan
 	for _, s := range spans {
