@@ -107,7 +107,9 @@ func TestReadyz(t *testing.T) {
 		return func(context.Context) error { return errors.New(msg) }
 	}
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-	deaf := func(context.Context) error { time.Sleep(time.Second); return nil } // ignores ctx
+	release := make(chan struct{})
+	defer close(release)
+	deaf := func(context.Context) error { <-release; return nil } // ignores ctx until the test ends
 	tests := []struct {
 		name      string
 		checks    []ReadinessCheck
