@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"math/big"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -387,9 +388,9 @@ func loadK8s(t testing.TB) *k8sManifests {
 	return m
 }
 
-// envFromConfig returns the variables a container gets through envFrom
-// ConfigMaps, then its env list (which wins), as name → value. Values from
-// secretKeyRef/configMapKeyRef are resolved when they exist.
+// containerEnv returns the variables a container gets through envFrom
+// ConfigMaps, then its env list (which wins), as name → value. A
+// configMapKeyRef value is resolved; a secretKeyRef value is left empty.
 func (m *k8sManifests) containerEnv(c *k8sContainer) map[string]string {
 	env := map[string]string{}
 	for _, ef := range c.EnvFrom {
@@ -1181,5 +1182,62 @@ func TestK8sScaledObject(t *testing.T) {
 	}
 	if md["allowIdleConsumers"] != "false" {
 		t.Errorf("kafka trigger allowIdleConsumers %q, want \"false\" (never more consumers than partitions)", md["allowIdleConsumers"])
+	}
+}
+
+// TestK8sKustomizeBuild renders the kustomization with kubectl's built-in
+// kustomize, where kubectl is installed, and checks that it produces
+// exactly the objects this package's tests read, in the kustomization
+// namespace, with the kustomization's image tags.
+func TestK8sKustomizeBuild(t *testing.T) {
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Skip("kubectl is not installed; the manifests are checked structurally by the other TestK8s tests")
+	}
+	m := loadK8s(t)
+	cmd := exec.Command(kubectl, "kustomize", repoPath(t, k8sDir))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	docs, err := yamlDocs(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, doc := range docs {
+		var o struct {
+			typeMeta `yaml:",inline"`
+			Spec     struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Image string `yaml:"image"`
+						} `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		if err := yaml.Unmarshal(doc, &o); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, o.Kind+"/"+o.Metadata.Namespace+"/"+o.Metadata.Name)
+		for _, c := range o.Spec.Template.Spec.Containers {
+			if why := imagePinned(c.Image); why != "" {
+				t.Errorf("rendered %s %s: image %q not pinned: %s", o.Kind, o.Metadata.Name, c.Image, why)
+			}
+		}
+	}
+	for _, o := range m.Objects {
+		ns := m.Kustomization.Namespace
+		if o.Kind == "Namespace" {
+			ns = ""
+		}
+		want = append(want, o.Kind+"/"+ns+"/"+o.Metadata.Name)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("kustomize renders %v, want %v", got, want)
 	}
 }

@@ -33,7 +33,7 @@ func componentType(id string) string {
 	return t
 }
 
-// endpointPort extracts the port of "host:port" or a URL.
+// endpointHostPort splits "host:port" or a URL into host and port.
 func endpointHostPort(s string) (string, int, bool) {
 	if u, err := url.Parse(s); err == nil && u.Host != "" {
 		s = u.Host

@@ -108,7 +108,7 @@ func loadPromConfig(t testing.TB) *promConfig {
 	return &c
 }
 
-// promJobs returns the scrape job names.
+// jobs returns the scrape job names.
 func (c *promConfig) jobs() []string {
 	var jobs []string
 	for _, sc := range c.ScrapeConfigs {
