@@ -38,25 +38,28 @@ func NewLogger(w io.Writer, format string, level slog.Leveler) (*slog.Logger, er
 	return slog.New(NewRedactHandler(h)), nil
 }
 
-// DefaultRedactKeys are the attribute keys whose values the redacting
+// DefaultRedactKeys returns the attribute keys whose values the redacting
 // handler always masks. Keys are compared case-insensitively, ignoring '_',
 // '-', '.' and spaces, so "userId", "user-id" and "USER_ID" all match
 // user_id; an attribute id inside a group user matches user_id too.
-var DefaultRedactKeys = []string{
-	"user_id", "user", "anonymous_id", "anon_id", "profile_key", "message_key",
-	"email", "email_address", "e_mail", "phone",
-	"ip", "ip_address", "client_ip", "remote_ip", "remote_addr", "x_forwarded_for", "x_real_ip",
+func DefaultRedactKeys() []string {
+	return []string{
+		"user_id", "user", "anonymous_id", "anon_id", "profile_key", "message_key",
+		"email", "email_address", "e_mail", "phone",
+		"ip", "ip_address", "client_ip", "remote_ip", "remote_addr", "x_forwarded_for", "x_real_ip",
+	}
 }
 
 // NewRedactHandler wraps next so that no PII reaches it: values of
-// attributes named by DefaultRedactKeys or extraKeys (at any group depth) are
+// attributes named by DefaultRedactKeys() or extraKeys (at any group depth) are
 // replaced by Redacted, and e-mail and IP addresses are masked (RedactString)
 // in the message, in string values, in errors and Stringers, and in the
 // strings of any other value, which is passed on as its JSON form with
 // sensitive keys masked too.
 func NewRedactHandler(next slog.Handler, extraKeys ...string) slog.Handler {
-	keys := make(map[string]bool, len(DefaultRedactKeys)+len(extraKeys))
-	for _, k := range DefaultRedactKeys {
+	defaults := DefaultRedactKeys()
+	keys := make(map[string]bool, len(defaults)+len(extraKeys))
+	for _, k := range defaults {
 		keys[normKey(k)] = true
 	}
 	for _, k := range extraKeys {

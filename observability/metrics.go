@@ -27,13 +27,17 @@ const (
 	OutputDeadLetter = "dlq"
 )
 
-// LatencyBuckets are the upper bounds, in seconds, of the latency
-// histograms: 0.5ms to 10s, about 2.5x apart.
-var LatencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// LatencyBuckets returns the upper bounds, in seconds, of the latency
+// histograms: 0.5ms to 10s, 2 to 2.5x apart.
+func LatencyBuckets() []float64 {
+	return []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+}
 
-// SizeBuckets are the upper bounds of the flush size histograms (users and
-// Redis commands per flush).
-var SizeBuckets = []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000}
+// SizeBuckets returns the upper bounds of the flush size histograms (users
+// and Redis commands per flush).
+func SizeBuckets() []float64 {
+	return []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000}
+}
 
 // Metrics holds the service's Prometheus metrics. Every name starts with
 // "streamprofile_". Create it with NewMetrics; its methods are safe for
@@ -106,16 +110,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		reg: reg,
 		eventLatency: hist("event_latency_seconds",
 			"Time from an event's own timestamp (ts) until its output is done: durable in Redis (output=profile) or acknowledged by Kafka (trigger, score, dlq). Includes client-side delay; meaningless for replays of old data.",
-			LatencyBuckets, "output"),
+			LatencyBuckets(), "output"),
 		ingestLatency: hist("ingest_latency_seconds",
 			"Time from a record's Kafka timestamp (append time) until its output is done (see event_latency_seconds). The pipeline's own end-to-end latency.",
-			LatencyBuckets, "output"),
+			LatencyBuckets(), "output"),
 		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_duration_seconds",
-			Help: "Duration of one flush's Redis write of user states and checkpoint (one round trip).", Buckets: LatencyBuckets}),
+			Help: "Duration of one flush's Redis write of user states and checkpoint (one round trip).", Buckets: LatencyBuckets()}),
 		flushUsers: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_users",
-			Help: "User states written per flush.", Buckets: SizeBuckets}),
+			Help: "User states written per flush.", Buckets: SizeBuckets()}),
 		flushCommands: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_commands",
-			Help: "Redis commands sent per flush.", Buckets: SizeBuckets}),
+			Help: "Redis commands sent per flush.", Buckets: SizeBuckets()}),
 		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "redis_flush_errors_total",
 			Help: "Flushes that failed (the partition restarts from its checkpoint)."}),
 		trainingPending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "training_pending_examples",

@@ -331,13 +331,18 @@ func TestOutputLatencyObserve(t *testing.T) {
 }
 
 func TestLatencyBucketsSpanMillisToSeconds(t *testing.T) {
-	if LatencyBuckets[0] != 0.0005 || LatencyBuckets[len(LatencyBuckets)-1] != 10 {
-		t.Errorf("latency buckets %v, want 0.5ms … 10s", LatencyBuckets)
+	lb := LatencyBuckets()
+	if lb[0] != 0.0005 || lb[len(lb)-1] != 10 {
+		t.Errorf("latency buckets %v, want 0.5ms … 10s", lb)
 	}
-	for i := 1; i < len(LatencyBuckets); i++ {
-		if r := LatencyBuckets[i] / LatencyBuckets[i-1]; r < 1.9 || r > 2.6 {
-			t.Errorf("buckets %v and %v are %.2fx apart", LatencyBuckets[i-1], LatencyBuckets[i], r)
+	for i := 1; i < len(lb); i++ {
+		if r := lb[i] / lb[i-1]; r < 1.9 || r > 2.6 {
+			t.Errorf("buckets %v and %v are %.2fx apart", lb[i-1], lb[i], r)
 		}
+	}
+	lb[0] = 42
+	if LatencyBuckets()[0] != 0.0005 {
+		t.Error("LatencyBuckets returns shared state")
 	}
 }
 
