@@ -26,6 +26,8 @@ func commands() map[string]command {
 	return map[string]command{
 		"demo":   {"run everything in-process and replay the bundled real sample", runDemo},
 		"ingest": {"consume the clickstream into per-user features in Redis", runIngest},
+		"model":  {"list, show, promote or roll back model versions in the registry", runModel},
+		"train":  {"learn the model continuously from profile snapshots; cut versions", runTrain},
 		"replay": {"publish a dataset (jsonl, rees46, cdnow) to Kafka as schema-1 events", runReplay},
 	}
 }
