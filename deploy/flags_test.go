@@ -22,6 +22,9 @@ type deployFlag struct {
 // deploy/k8s pass to each subcommand of streamprofile, as --name=value on
 // the command line or as STREAMPROFILE_<NAME> in the environment.
 //
+// --admin-addr (the /metrics, /healthz, /readyz listener) is planned for
+// every role and implemented separately from the roles themselves.
+//
 // TestDeployFlagsInTable keeps this table and the deployment files in
 // step; TestDeployFlagsAcceptedByBinary checks the table against the
 // binary's `<subcommand> -h`. A subcommand that does not exist yet is
@@ -32,15 +35,15 @@ var deployFlags = map[string][]deployFlag{
 		{name: "group"}, {name: "topic"}, {name: "create-topics"}, {name: "partitions"},
 	},
 	"train": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
-		{name: "group"}, {name: "registry-dir"},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
+		{name: "group"},
 	},
 	"score": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
 		{name: "segments"},
 	},
 	"serve": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
 		{name: "addr"}, {name: "tokens-file"}, {name: "pseudonym-key-file"},
 	},
 	"replay": {
