@@ -312,3 +312,14 @@ func finite(xs []float64) bool {
 	}
 	return true
 }
+
+// LearntIDs returns the ids ("<snapshot id>/<head>") of the examples learnt
+// since the parent version, from a version's stored trainer state
+// (recorded only with Config.AuditTrained).
+func LearntIDs(state []byte) ([]string, error) {
+	st, err := decodeState(state)
+	if err != nil {
+		return nil, err
+	}
+	return st.Trained, nil
+}
