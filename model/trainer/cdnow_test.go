@@ -1,0 +1,142 @@
+package trainer
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamprofile/streamprofile/data"
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/clv"
+	"github.com/streamprofile/streamprofile/model/inputs"
+	"github.com/streamprofile/streamprofile/model/metrics"
+	"github.com/streamprofile/streamprofile/stream"
+	"github.com/streamprofile/streamprofile/stream/source"
+)
+
+// On CDNOW, the network's repeat-purchase head, learnt by the trainer from
+// the calibration period only, ranks the customers who buy in the 90 days
+// after 1997-09-30 at least about as well as BG/NBD fitted on the same
+// period.
+//
+// Design. CDNOW has only purchases, and purchase snapshots all have
+// days_since_last_purchase = 0, unlike the profile read at the cutoff that
+// is scored. So the stream also carries profile reads ("ticks") of every
+// customer every 14 days from 1997-02-01 to 1997-07-01 (23:59:59 UTC), and
+// the trainer runs with RepeatExamples "all": a tick of a customer is a
+// repeat example, labelled 1 when the customer buys on a later day within
+// 90 days. The last tick is 1997-07-01, so every label matures (negatives
+// when the event-time watermark passes t + 90 days) by 1997-09-30: only
+// events up to 1997-09-30 are streamed, so neither features nor labels use
+// anything after it. The scored profiles are read at 1997-09-30 23:59:59;
+// the labels (a purchase from 1997-10-01 to 1997-12-29) are used only to
+// compute the AUCs.
+func TestCDNOWNetworkRanksRepeatBuyersLikeBGNBD(t *testing.T) {
+	name := data.CDNOWMaster
+	if raceEnabled {
+		name = data.CDNOWSample // the race detector is too slow for the master file
+	}
+	evs := readEvents(t, source.CDNOW, name)
+	cutoff := time.Date(1997, 9, 30, 23, 59, 59, 0, time.UTC)
+	var ticks []time.Time
+	for d := time.Date(1997, 2, 1, 23, 59, 59, 0, time.UTC); !d.After(time.Date(1997, 7, 1, 23, 59, 59, 0, time.UTC)); d = d.AddDate(0, 0, 14) {
+		ticks = append(ticks, d)
+	}
+	ticks = append(ticks, cutoff)
+	all := buildSnapshots(evs, cutoff.Add(time.Second), ticks)
+	suffix := ":" + itoa(cutoff.Unix())
+	var train, eval []features.Snapshot
+	for _, s := range all {
+		if strings.HasPrefix(s.ID, "tick:") && strings.HasSuffix(s.ID, suffix) {
+			eval = append(eval, s)
+		} else {
+			train = append(train, s)
+		}
+	}
+	// Holdout labels: a purchase on 1997-10-01 … 1997-12-29.
+	buyer := map[string]bool{}
+	end := cutoff.Add(90 * 24 * time.Hour)
+	for i := range evs {
+		if evs[i].Type == stream.TypePurchase && evs[i].TS.After(cutoff) && !evs[i].TS.After(end) {
+			buyer[evs[i].ProfileKey()] = true
+		}
+	}
+	arch := smallArch(inputs.HeadRepeat)
+	arch.Hidden = []int{32, 16}
+	tr := newTrainer(t, Config{Arch: arch, RepeatExamples: RepeatAtAll, MaxPending: 500000, BatchSize: 128,
+		CheckpointBatches: 300, CheckpointInterval: time.Hour, Gate: GateConfig{Disabled: true}}, newRegistry(t))
+	start := time.Now()
+	feed(t, tr, train, 1, nil)
+	st := tr.Stats()
+	rep := st.Tasks[inputs.HeadRepeat]
+	t.Logf("%d training snapshots (%d customers scored at the cutoff) in %v: %d repeat examples, %d learnt (%d positive), %d pending",
+		len(train), len(eval), time.Since(start).Round(time.Millisecond), rep.Examples, rep.Trained, rep.Positives, st.Pending)
+	if rep.Trained < int64(len(eval)) {
+		t.Fatalf("only %d examples learnt", rep.Trained)
+	}
+	m, err := tr.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// BG/NBD fitted on the calibration summaries at the cutoff.
+	cs := make([]clv.Customer, len(eval))
+	for i := range eval {
+		c, _, ok := summaryOf(&eval[i])
+		if !ok {
+			t.Fatalf("customer %s has no summary", eval[i].User)
+		}
+		cs[i] = c
+	}
+	bg, _, err := clv.FitBGNBD(cs, clv.FitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := tr.Encoder()
+	nnScores, bgScores := make([]float64, len(eval)), make([]float64, len(eval))
+	labels := make([]bool, len(eval))
+	for i := range eval {
+		p, err := m.Predict(enc.Encode(&eval[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nnScores[i] = p[0]
+		bgScores[i] = bg.ExpectedPurchases(90.0/7, cs[i])
+		labels[i] = buyer[eval[i].User]
+	}
+	aucNN, aucBG := metrics.AUC(nnScores, labels), metrics.AUC(bgScores, labels)
+	t.Logf("%s: next-90-day buyers %d of %d; AUC network %.4f, BG/NBD %.4f (prequential during training: network %.4f, bgnbd %.4f, recency %.4f)",
+		name, count(labels), len(labels), aucNN, aucBG, float64(rep.Models[ModelNetwork].AUC), float64(rep.Models[ModelBGNBD].AUC),
+		float64(rep.Models[ModelRecency].AUC))
+	if math.IsNaN(aucNN) || aucNN < aucBG-0.01 {
+		t.Errorf("network AUC %.4f is below BG/NBD's %.4f by more than 0.01", aucNN, aucBG)
+	}
+	if !raceEnabled && aucBG < 0.74 {
+		t.Errorf("BG/NBD AUC %.4f; the CDNOW reference is about 0.77", aucBG)
+	}
+	_ = context.Background
+}
+
+func count(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for ; n > 0; n /= 10 {
+		i--
+		b[i] = byte('0' + n%10)
+	}
+	return string(b[i:])
+}
