@@ -152,6 +152,7 @@ type core struct {
 	lastCP         time.Time
 	audit          []string
 	started        time.Time
+	trainedAtStart int64 // examples learnt by earlier incarnations (restored counters)
 	rng            *rand.Rand
 	lastErr        error
 }

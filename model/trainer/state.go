@@ -298,6 +298,9 @@ func (c *core) restore(ctx context.Context) error {
 		}
 	}
 	c.c = st.Counters
+	for t := range numTasks {
+		c.trainedAtStart += st.Counters.Trained[t]
+	}
 	if v.SchemaHash == c.hash {
 		c.lineageCount = st.Lineage
 	}

@@ -293,8 +293,8 @@ type Stats struct {
 	Latest       int64                `json:"latest_version"`
 	Champion     int64                `json:"champion"`
 	Challenger   int64                `json:"challenger"`
-	// ExamplesPerSecond is examples trained per wall-clock second since
-	// this trainer started.
+	// ExamplesPerSecond is examples this trainer (this process) learnt per
+	// wall-clock second since it started.
 	ExamplesPerSecond float64             `json:"examples_per_second"`
 	Curve             []CurvePoint        `json:"curve"`
 	CLV               *registry.CLVParams `json:"clv,omitempty"`
@@ -330,7 +330,7 @@ func (t *Trainer) Stats() Stats {
 		trained += c.c.Trained[tk]
 	}
 	if el := c.cfg.Now().Sub(c.started).Seconds(); el > 0 {
-		s.ExamplesPerSecond = math.Round(float64(trained)/el*10) / 10
+		s.ExamplesPerSecond = math.Round(float64(trained-c.trainedAtStart)/el*10) / 10
 	}
 	return s
 }

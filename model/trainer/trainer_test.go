@@ -201,6 +201,9 @@ func TestShuffledLabelsGiveChanceAUC(t *testing.T) {
 					t.Errorf("%s AUC %.4f not in [%v, %v]", m, auc, c.lo, c.hi)
 				}
 			}
+			for _, m := range []string{ModelChampion, ModelRecency, ModelLogistic} {
+				t.Logf("%s: (for comparison) %s AUC %.4f over %d", c.name, m, float64(task.Models[m].AUC), task.Models[m].Examples)
+			}
 		})
 	}
 }
