@@ -109,7 +109,13 @@ func TestCDNOWNetworkRanksRepeatBuyersLikeBGNBD(t *testing.T) {
 	t.Logf("%s: next-90-day buyers %d of %d; AUC network %.4f, BG/NBD %.4f (prequential during training: network %.4f, bgnbd %.4f, recency %.4f)",
 		name, count(labels), len(labels), aucNN, aucBG, float64(rep.Models[ModelNetwork].AUC), float64(rep.Models[ModelBGNBD].AUC),
 		float64(rep.Models[ModelRecency].AUC))
-	if math.IsNaN(aucNN) || aucNN < aucBG-0.01 {
+	if raceEnabled {
+		// The 1/10 sample is too small for the network to match BG/NBD;
+		// the comparison is made on the master file (without -race).
+		if math.IsNaN(aucNN) || aucNN < 0.65 {
+			t.Errorf("network AUC %.4f on the sample", aucNN)
+		}
+	} else if math.IsNaN(aucNN) || aucNN < aucBG-0.01 {
 		t.Errorf("network AUC %.4f is below BG/NBD's %.4f by more than 0.01", aucNN, aucBG)
 	}
 	if !raceEnabled && aucBG < 0.74 {
