@@ -57,9 +57,10 @@ func runChild(spec string) int {
 	}
 	in, err := app.NewIngester(app.IngestConfig{
 		Brokers: s.Brokers, Group: s.Group, SessionTimeout: 6 * time.Second,
-		Redis:    app.RedisConfig{Addr: s.Redis, DB: s.DB},
-		Store:    features.StoreConfig{Prefix: s.Prefix},
-		Pipeline: pipeline.Config{Topic: s.Topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 100, MaxBatch: 100},
+		Redis:         app.RedisConfig{Addr: s.Redis, DB: s.DB},
+		Store:         features.StoreConfig{Prefix: s.Prefix},
+		Pipeline:      pipeline.Config{Topic: s.Topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 100, MaxBatch: 100},
+		SnapshotTopic: s.Topic + ".examples",
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
@@ -134,8 +135,9 @@ func newEnv(t *testing.T, partitions int) *env {
 	t.Helper()
 	brokers := testenv.Kafka(t)
 	topic := testenv.Topic(t, brokers, partitions)
-	dlq := topic + ".dlq"
-	if err := stream.EnsureTopics(context.Background(), brokers, stream.TopicSpec{Name: dlq, Partitions: partitions}); err != nil {
+	if err := stream.EnsureTopics(context.Background(), brokers,
+		stream.TopicSpec{Name: topic + ".dlq", Partitions: partitions},
+		stream.TopicSpec{Name: topic + ".examples", Partitions: partitions}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{brokers: brokers, topic: topic, group: "g-" + topic, rdb: testenv.RedisDB(t), prefix: "sp"}
@@ -145,9 +147,10 @@ func (e *env) ingestConfig() app.IngestConfig {
 	opts := e.rdb.Options()
 	return app.IngestConfig{
 		Brokers: e.brokers, Group: e.group,
-		Redis:    app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
-		Store:    features.StoreConfig{Prefix: e.prefix},
-		Pipeline: pipeline.Config{Topic: e.topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 200},
+		Redis:         app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
+		Store:         features.StoreConfig{Prefix: e.prefix},
+		Pipeline:      pipeline.Config{Topic: e.topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 200},
+		SnapshotTopic: e.topic + ".examples",
 	}
 }
 

@@ -467,6 +467,10 @@ func (s *State) retire(env Env) {
 	s.pruneSeen(wm-int64(cfg.DedupeRetention/time.Millisecond), cfg.MaxDedupeIDs)
 }
 
+// Remember records an id (an event id, or a merge id) for
+// de-duplication, at event time t (unix ms).
+func (s *State) Remember(id string, t int64, env Env) { s.remember(id, t, env) }
+
 func (s *State) remember(id string, t int64, env Env) {
 	h := murmur3.StringSum64(id)
 	i := sort.Search(len(s.Seen), func(i int) bool { return s.Seen[i].H >= h })

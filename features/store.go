@@ -101,6 +101,17 @@ func (s *Store) Config() StoreConfig { return s.cfg }
 // UserKey is the key of a user's state hash.
 func (s *Store) UserKey(user string) string { return s.cfg.Prefix + ":{" + user + "}:p" }
 
+// ErasedKey is the key of a user's erasure marker.
+func (s *Store) ErasedKey(user string) string { return s.cfg.Prefix + ":{" + user + "}:erased" }
+
+// AliasKey is the key naming the profile an anonymous id was merged into.
+func (s *Store) AliasKey(id string) string { return s.cfg.Prefix + ":{" + id + "}:alias" }
+
+// UserKeySuffixes lists the suffixes of every key a user can have besides
+// the erasure marker (`<prefix>:{<user>}:<suffix>`). Erasure deletes all of
+// them; a package that adds a per-user key adds its suffix here.
+func UserKeySuffixes() []string { return []string{"p", "alias", "seg", "scores", "timer"} }
+
 // UserKeyPrefix is the prefix every key of the user starts with.
 func (s *Store) UserKeyPrefix(user string) string { return s.cfg.Prefix + ":{" + user + "}:" }
 
@@ -114,9 +125,16 @@ func stampField(topic string, partition int) string {
 }
 
 // applyScript writes a user's state if the stamp is newer than the stored
-// one. KEYS[1]: user hash. ARGV: stamp field, stamp, ttl ms (≤0: none),
-// state. Returns 1 when written, 0 when fenced.
+// one and the user is not erased. KEYS[1]: user hash, KEYS[2]: erasure
+// marker. ARGV: stamp field, stamp, ttl ms (≤0: none), state, revive ("1"
+// deletes the erasure marker: the user consented again). Returns 1 when
+// written, 0 when fenced, 2 when the user is erased.
 const applyScript = `
+if ARGV[5] == '1' then
+  redis.call('DEL', KEYS[2])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  return 2
+end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur and tonumber(cur) >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 's', ARGV[4])
@@ -135,6 +153,25 @@ redis.call('HSET', KEYS[1], 'next', ARGV[1], 'wm', ARGV[2])
 return 1
 `
 
+// Erasure is the marker left by an erasure: events for the user are not
+// rebuilt into a profile unless a consent event newer than At grants
+// profiling again.
+type Erasure struct {
+	At      int64 // unix ms (wall clock) of the erasure request
+	Receipt string
+}
+
+func (e Erasure) encode() string { return strconv.FormatInt(e.At, 10) + ":" + e.Receipt }
+
+func parseErasure(v string) (Erasure, error) {
+	at, receipt, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseInt(at, 10, 64)
+	if !ok || err != nil {
+		return Erasure{}, fmt.Errorf("%w: erasure marker %q", ErrCorruptState, v)
+	}
+	return Erasure{At: n, Receipt: receipt}, nil
+}
+
 // Loaded is a user's stored state.
 type Loaded struct {
 	State State
@@ -145,22 +182,50 @@ type Loaded struct {
 	Found bool
 }
 
-// Load reads the states of users for one partition in one pipeline.
-func (s *Store) Load(ctx context.Context, topic string, partition int, users []string) ([]Loaded, error) {
-	out := make([]Loaded, len(users))
-	if len(users) == 0 {
-		return out, nil
+// Load reads, in one pipeline, the states of the users in load (for one
+// partition) and the erasure markers of the users in load and check.
+func (s *Store) Load(ctx context.Context, topic string, partition int, load, check []string) ([]Loaded, map[string]Erasure, error) {
+	out := make([]Loaded, len(load))
+	if len(load) == 0 && len(check) == 0 {
+		return out, nil, nil
 	}
 	field := stampField(topic, partition)
-	cmds := make([]*redis.SliceCmd, len(users))
+	cmds := make([]*redis.SliceCmd, len(load))
+	marks := make([]*redis.StringCmd, 0, len(load)+len(check))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, u := range users {
+		for i, u := range load {
 			cmds[i] = p.HMGet(ctx, s.UserKey(u), "s", field)
+			marks = append(marks, p.Get(ctx, s.ErasedKey(u)))
+		}
+		for _, u := range check {
+			marks = append(marks, p.Get(ctx, s.ErasedKey(u)))
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("features: load: %w", err)
+		return nil, nil, fmt.Errorf("features: load: %w", err)
+	}
+	var erased map[string]Erasure
+	for i, c := range marks {
+		v, err := c.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("features: load erasure marker: %w", err)
+		}
+		e, err := parseErasure(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if erased == nil {
+			erased = map[string]Erasure{}
+		}
+		if i < len(load) {
+			erased[load[i]] = e
+		} else {
+			erased[check[i-len(load)]] = e
+		}
 	}
 	for i, c := range cmds {
 		vals := c.Val()
@@ -170,19 +235,19 @@ func (s *Store) Load(ctx context.Context, topic string, partition int, users []s
 		}
 		if raw, ok := vals[0].(string); ok {
 			if err := out[i].State.UnmarshalBinary([]byte(raw)); err != nil {
-				return nil, fmt.Errorf("features: load user state: %w", err)
+				return nil, nil, fmt.Errorf("features: load user state: %w", err)
 			}
 			out[i].Found = true
 		}
 		if st, ok := vals[1].(string); ok {
 			n, err := strconv.ParseInt(st, 10, 64)
 			if err != nil {
-				return nil, fmt.Errorf("%w: stamp %q", ErrCorruptState, st)
+				return nil, nil, fmt.Errorf("%w: stamp %q", ErrCorruptState, st)
 			}
 			out[i].Stamp = n
 		}
 	}
-	return out, nil
+	return out, erased, nil
 }
 
 // LoadOne reads one user's state without partition stamp.
@@ -232,6 +297,8 @@ type UserWrite struct {
 	User  string
 	State []byte // MarshalBinary output
 	Stamp int64  // offset of the last applied event of the partition
+	// Revive removes the user's erasure marker (a new consent).
+	Revive bool
 }
 
 // Flush is one atomic unit of work for a partition: the dirty users' states
@@ -241,6 +308,8 @@ type Flush struct {
 	Partition  int
 	Users      []UserWrite
 	Checkpoint Checkpoint
+	// Aliases maps anonymous ids to the profile they were merged into.
+	Aliases map[string]string
 	// Extra adds further commands to the same pipeline (and, on a
 	// standalone server, the same transaction); they must only touch keys
 	// of users in Users or keys of the partition.
@@ -252,6 +321,8 @@ type FlushStats struct {
 	Users    int
 	Commands int
 	Duration time.Duration
+	// Erased lists users whose write was refused because they are erased.
+	Erased []string
 }
 
 // Write performs the flush in one round trip: one MULTI/EXEC on a
@@ -271,7 +342,18 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 	fill := func(p redis.Pipeliner) error {
 		userCmds = userCmds[:0]
 		for _, u := range f.Users {
-			userCmds = append(userCmds, s.apply.Eval(ctx, p, []string{s.UserKey(u.User)}, field, u.Stamp, ttl, u.State))
+			revive := "0"
+			if u.Revive {
+				revive = "1"
+			}
+			userCmds = append(userCmds, s.apply.Eval(ctx, p, []string{s.UserKey(u.User), s.ErasedKey(u.User)}, field, u.Stamp, ttl, u.State, revive))
+		}
+		for anon, user := range f.Aliases {
+			if ttl > 0 {
+				p.Set(ctx, s.AliasKey(anon), user, time.Duration(ttl)*time.Millisecond)
+			} else {
+				p.Set(ctx, s.AliasKey(anon), user, 0)
+			}
 		}
 		if f.Extra != nil {
 			f.Extra(p)
@@ -295,9 +377,12 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 		return stats, fmt.Errorf("features: flush partition %d: %w", f.Partition, err)
 	}
 	fenced := false
-	for _, c := range userCmds {
-		if n, _ := c.Int64(); n == 0 {
+	for i, c := range userCmds {
+		switch n, _ := c.Int64(); n {
+		case 0:
 			fenced = true
+		case 2:
+			stats.Erased = append(stats.Erased, f.Users[i].User)
 		}
 	}
 	if n, _ := ckptCmd.Int64(); n == 0 {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -16,7 +17,7 @@ import (
 // StateStore is what a partition processor needs from the feature store.
 type StateStore interface {
 	LoadCheckpoint(ctx context.Context, topic string, partition int) (features.Checkpoint, error)
-	Load(ctx context.Context, topic string, partition int, users []string) ([]features.Loaded, error)
+	Load(ctx context.Context, topic string, partition int, load, check []string) ([]features.Loaded, map[string]features.Erasure, error)
 	Write(ctx context.Context, f features.Flush) (features.FlushStats, error)
 }
 
@@ -27,10 +28,13 @@ type Sender interface {
 
 // entry is a cached user.
 type entry struct {
-	state   features.State
-	stamp   int64 // offset of the last applied event of this partition (-1 none)
-	dirty   bool
-	lastUse uint64
+	state    features.State
+	stamp    int64 // offset of the last applied event of this partition (-1 none)
+	dirty    bool
+	lastUse  uint64
+	erased   bool  // an erasure marker exists: events are not applied
+	erasedAt int64 // unix ms of the erasure
+	revive   bool  // a new consent after erasure: delete the marker on flush
 }
 
 // processor owns one partition: its cache, watermark and pending flush.
@@ -48,11 +52,12 @@ type processor struct {
 	flushed   int64     // next offset covered by the last flush
 	outbox    []kafka.Message
 	dirtyList []string
+	aliases   map[string]string // anonymous id → user, written with the flush
 	stages    []PartitionStage
 }
 
 func newProcessor(t *Topology, p stream.Partition) *processor {
-	return &processor{t: t, part: p, cache: make(map[string]*entry), next: -1, flushed: -1}
+	return &processor{t: t, part: p, cache: make(map[string]*entry), aliases: map[string]string{}, next: -1, flushed: -1}
 }
 
 // Resume loads the checkpoint and returns the offset to read from.
@@ -150,12 +155,69 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 	}
 }
 
+// kind says what a record is.
+type kind uint8
+
+const (
+	kindEvent    kind = iota // a clickstream event for its own profile
+	kindRerouted             // an anonymous event forwarded to its merged profile
+	kindMerge                // a MergeRequest
+)
+
 // decoded is a message with its decode result.
 type decoded struct {
-	msg  *kafka.Message
-	ev   stream.Event
-	user string
-	bad  *stream.DecodeError
+	msg   *kafka.Message
+	kind  kind
+	ev    stream.Event
+	merge stream.MergeRequest
+	user  string // the profile the record applies to (its key)
+	bad   *stream.DecodeError
+}
+
+// classify decodes m and decides which profile it belongs to.
+func (p *processor) classify(m *kafka.Message, d *decoded) {
+	d.msg = m
+	key := string(m.Key)
+	if v, ok := stream.HeaderValue(m.Headers, stream.HeaderInternal); ok {
+		if v != stream.InternalMerge {
+			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: fmt.Sprintf("unknown internal record %q", v)}
+			return
+		}
+		mr, err := stream.DecodeMergeRequest(m.Value)
+		if err != nil || mr.Into != key {
+			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: "unreadable merge record, or keyed by another profile"}
+			return
+		}
+		d.kind, d.merge, d.user = kindMerge, mr, key
+		return
+	}
+	ev, err := p.t.decoder.Decode(m.Value)
+	if err != nil {
+		var de *stream.DecodeError
+		if !errors.As(err, &de) {
+			de = &stream.DecodeError{Reason: stream.ReasonMalformed, Msg: err.Error()}
+		}
+		d.bad = de
+		return
+	}
+	d.ev, d.user = ev, key
+	if from, ok := stream.HeaderValue(m.Headers, stream.HeaderReroutedFrom); ok {
+		if from != ev.ProfileKey() {
+			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: "rerouted event does not belong to the id it was forwarded from"}
+			return
+		}
+		d.kind = kindRerouted
+		return
+	}
+	switch {
+	case key == ev.ProfileKey():
+	case ev.Type == stream.TypeIdentify && key == ev.AnonymousID:
+		// The anonymous side of an identify: hands the anonymous
+		// profile over to the user.
+	default:
+		d.bad = &stream.DecodeError{Reason: stream.ReasonKeyMismatch, Field: "user_id",
+			Msg: "message key is not the event's user_id (or anonymous_id when user_id is absent)"}
+	}
 }
 
 func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
@@ -166,37 +228,27 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	if !p.unflushed() {
 		p.firstPend = time.Now()
 	}
-	evs := make([]decoded, len(batch))
-	var missing []string
+	recs := make([]decoded, len(batch))
+	var missing, cached []string
 	seen := map[string]bool{}
 	for i := range batch {
-		m := &batch[i]
-		d := &evs[i]
-		d.msg = m
+		d := &recs[i]
 		t.stats.Consumed.Add(1)
-		ev, err := t.decoder.Decode(m.Value)
-		if err != nil {
-			var de *stream.DecodeError
-			if !errors.As(err, &de) {
-				de = &stream.DecodeError{Reason: stream.ReasonMalformed, Msg: err.Error()}
-			}
-			d.bad = de
+		p.classify(&batch[i], d)
+		if d.bad != nil || seen[d.user] {
 			continue
 		}
-		d.ev = ev
-		d.user = ev.ProfileKey()
-		if string(m.Key) != d.user {
-			d.bad = &stream.DecodeError{Reason: stream.ReasonKeyMismatch, Field: "user_id",
-				Msg: "message key is not the event's user_id (or anonymous_id when user_id is absent)"}
-			continue
-		}
-		if _, ok := p.cache[d.user]; !ok && !seen[d.user] {
-			seen[d.user] = true
+		seen[d.user] = true
+		if _, ok := p.cache[d.user]; ok {
+			cached = append(cached, d.user)
+		} else {
 			missing = append(missing, d.user)
 		}
 	}
-	if len(missing) > 0 {
-		loaded, err := t.store.Load(ctx, p.part.Topic, p.part.ID, missing)
+	if len(missing)+len(cached) > 0 {
+		// One round trip: load the users not cached, and check every
+		// user of the batch for an erasure that happened meanwhile.
+		loaded, erased, err := t.store.Load(ctx, p.part.Topic, p.part.ID, missing, cached)
 		if err != nil {
 			return err
 		}
@@ -204,17 +256,23 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 		for i, u := range missing {
 			p.cache[u] = &entry{state: loaded[i].State, stamp: loaded[i].Stamp}
 		}
+		for u, e := range erased {
+			ent := p.cache[u]
+			ent.erased, ent.erasedAt = true, e.At
+			if !ent.dirty {
+				// Forget what was cached: the profile is gone.
+				*ent = entry{stamp: ent.stamp, erased: true, erasedAt: e.At, lastUse: ent.lastUse}
+			}
+		}
 	}
 	p.tick++
-	env := features.Env{Cfg: &t.cfg.Features}
-	for i := range evs {
-		d := &evs[i]
+	for i := range recs {
+		d := &recs[i]
 		m := d.msg
 		p.next = m.Offset + 1
 		p.pending++
 		if d.bad != nil {
-			t.stats.deadLettered(d.bad.Reason)
-			p.outbox = append(p.outbox, stream.DeadLetter(t.cfg.DLQTopic, *m, d.bad.Reason, d.bad))
+			p.deadLetter(m, d.bad)
 			continue
 		}
 		t.stats.Valid.Add(1)
@@ -224,36 +282,168 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			// Already applied before a restart: the state in Redis
 			// includes it.
 			t.stats.Replayed.Add(1)
-			p.wm.Observe(d.ev.TS.UnixMilli())
+			if d.kind != kindMerge {
+				p.wm.Observe(d.ev.TS.UnixMilli())
+			}
 			continue
 		}
-		if e.state.IsDuplicate(d.ev.EventID) {
-			t.stats.Duplicates.Add(1)
-			continue
-		}
-		ts := d.ev.TS.UnixMilli()
-		if p.wm.Late(ts) {
-			de := &stream.DecodeError{Reason: stream.ReasonLate, Field: "ts",
-				Msg: fmt.Sprintf("event time %s is older than the partition watermark %s (allowed lateness %s)",
-					d.ev.TS.Format(time.RFC3339), time.UnixMilli(p.wm.Current()).UTC().Format(time.RFC3339), t.cfg.Features.AllowedLateness)}
-			t.stats.deadLettered(de.Reason)
-			p.outbox = append(p.outbox, stream.DeadLetter(t.cfg.DLQTopic, *m, de.Reason, de))
-			continue
-		}
-		p.wm.Observe(ts)
-		env.Watermark = p.wm.Current()
-		e.state.Apply(&d.ev, env)
-		e.stamp = m.Offset
-		if !e.dirty {
-			e.dirty = true
-			p.dirtyList = append(p.dirtyList, d.user)
-		}
-		t.stats.Applied.Add(1)
-		for _, s := range p.stages {
-			p.outbox = s.Event(&StageEvent{Msg: m, Event: &d.ev, User: d.user, State: &e.state, Watermark: env.Watermark}, p.outbox)
+		switch d.kind {
+		case kindMerge:
+			p.applyMerge(d, e, m)
+		default:
+			p.applyEvent(d, e, m)
 		}
 	}
 	return nil
+}
+
+func (p *processor) deadLetter(m *kafka.Message, de *stream.DecodeError) {
+	p.t.stats.deadLettered(de.Reason)
+	p.outbox = append(p.outbox, stream.DeadLetter(p.t.cfg.DLQTopic, *m, de.Reason, de))
+}
+
+func (p *processor) markDirty(u string, e *entry, offset int64) {
+	e.stamp = offset
+	if !e.dirty {
+		e.dirty = true
+		p.dirtyList = append(p.dirtyList, u)
+	}
+}
+
+func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
+	t := p.t
+	ev := &d.ev
+	if e.erased {
+		revive := ev.Type == stream.TypeConsent && ev.Consent.Profiling != nil && *ev.Consent.Profiling &&
+			ev.TS.UnixMilli() > e.erasedAt
+		if !revive {
+			t.stats.Erased.Add(1)
+			return
+		}
+		// The user comes back with a new consent: a fresh profile.
+		e.erased, e.revive = false, true
+		e.state = features.State{}
+	}
+	if e.state.IsDuplicate(ev.EventID) {
+		t.stats.Duplicates.Add(1)
+		return
+	}
+	ts := ev.TS.UnixMilli()
+	if p.wm.Late(ts) {
+		p.deadLetter(m, &stream.DecodeError{Reason: stream.ReasonLate, Field: "ts",
+			Msg: fmt.Sprintf("event time %s is older than the partition watermark %s (allowed lateness %s)",
+				ev.TS.Format(time.RFC3339), time.UnixMilli(p.wm.Current()).UTC().Format(time.RFC3339), t.cfg.Features.AllowedLateness)})
+		return
+	}
+	p.wm.Observe(ts)
+	env := features.Env{Cfg: &t.cfg.Features, Watermark: p.wm.Current()}
+
+	if target := e.state.MergedInto; target != "" && d.kind == kindEvent && ev.Type != stream.TypeIdentify {
+		// This anonymous profile was handed over: its events belong to
+		// the user now. Forward, and let the user's partition dedupe.
+		p.forward(m, target, d.user)
+		return
+	}
+	if ev.Type == stream.TypeIdentify {
+		p.identify(d, e, m, env)
+		return
+	}
+	switch e.state.Apply(ev, env) {
+	case features.Duplicate:
+		t.stats.Duplicates.Add(1)
+		return
+	case features.Suppressed:
+		t.stats.Suppressed.Add(1)
+		p.markDirty(d.user, e, m.Offset) // the event id is remembered
+		return
+	}
+	p.markDirty(d.user, e, m.Offset)
+	t.stats.Applied.Add(1)
+	if e.state.ProfilingOff {
+		return // consent withdrawn: nothing derived leaves the processor
+	}
+	for _, s := range p.stages {
+		p.outbox = s.Event(&StageEvent{Msg: m, Event: ev, User: d.user, State: &e.state, Watermark: env.Watermark}, p.outbox)
+	}
+}
+
+// forward re-publishes m to the profile target, marked as coming from from.
+func (p *processor) forward(m *kafka.Message, target, from string) {
+	h := make([]kafka.Header, 0, len(m.Headers)+1)
+	for _, x := range m.Headers {
+		if x.Key != stream.HeaderReroutedFrom {
+			h = append(h, x)
+		}
+	}
+	h = append(h, kafka.Header{Key: stream.HeaderReroutedFrom, Value: []byte(from)})
+	p.outbox = append(p.outbox, kafka.Message{Topic: p.t.cfg.Topic, Key: []byte(target), Value: m.Value, Headers: h})
+	p.t.stats.Forwarded.Add(1)
+}
+
+// identify links an anonymous id to a user. On the user's side it records
+// the link and sends the identify on to the anonymous id's partition; on
+// the anonymous side it hands the anonymous profile over (a MergeRequest
+// keyed by the user) and from then on forwards the anonymous id's events.
+func (p *processor) identify(d *decoded, e *entry, m *kafka.Message, env features.Env) {
+	t := p.t
+	ev := &d.ev
+	e.state.Apply(ev, env) // remembers the event id
+	p.markDirty(d.user, e, m.Offset)
+	t.stats.Applied.Add(1)
+	if d.user == ev.UserID {
+		e.state.Link(ev.AnonymousID)
+		fwd := kafka.Message{Topic: t.cfg.Topic, Key: []byte(ev.AnonymousID), Value: m.Value, Headers: m.Headers}
+		p.outbox = append(p.outbox, fwd)
+		return
+	}
+	// Anonymous side.
+	if e.state.MergedInto != "" {
+		if e.state.MergedInto != ev.UserID {
+			t.stats.IdentityConflicts.Add(1)
+		}
+		return
+	}
+	handed := e.state
+	handed.MergedInto = ""
+	b, err := handed.MarshalBinary()
+	if err != nil {
+		return
+	}
+	mr := stream.MergeRequest{MergeID: ev.EventID + "/merge", From: d.user, Into: ev.UserID, TS: ev.TS.UnixMilli(), State: b}
+	v, err := json.Marshal(mr)
+	if err != nil {
+		return
+	}
+	p.outbox = append(p.outbox, kafka.Message{Topic: t.cfg.Topic, Key: []byte(ev.UserID), Value: v,
+		Headers: []kafka.Header{{Key: stream.HeaderInternal, Value: []byte(stream.InternalMerge)}}})
+	// Keep only what routing and de-duplication need.
+	e.state = features.State{Seen: e.state.Seen, MergedInto: ev.UserID}
+	p.aliases[d.user] = ev.UserID
+	t.stats.Merges.Add(1)
+}
+
+// applyMerge folds a handed-over anonymous profile into the user, once.
+func (p *processor) applyMerge(d *decoded, e *entry, m *kafka.Message) {
+	t := p.t
+	if e.erased {
+		t.stats.Erased.Add(1)
+		return
+	}
+	if e.state.IsDuplicate(d.merge.MergeID) {
+		t.stats.Duplicates.Add(1)
+		return
+	}
+	var from features.State
+	if err := from.UnmarshalBinary(d.merge.State); err != nil {
+		p.deadLetter(m, &stream.DecodeError{Reason: stream.ReasonBadInternal, Field: "state", Msg: err.Error()})
+		return
+	}
+	env := features.Env{Cfg: &t.cfg.Features, Watermark: p.wm.Current()}
+	e.state.Merge(&from, env)
+	e.state.Link(d.merge.From)
+	e.state.Remember(d.merge.MergeID, d.merge.TS, env)
+	p.markDirty(d.user, e, m.Offset)
+	t.stats.Applied.Add(1)
 }
 
 // unflushed reports whether anything processed is not yet durable: applied
@@ -267,7 +457,7 @@ func (p *processor) unflushed() bool {
 // Redis round trip.
 func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 	t := p.t
-	if p.next < 0 || (p.next == p.flushed && p.pending == 0 && len(p.outbox) == 0) {
+	if p.next < 0 || (p.next == p.flushed && p.pending == 0 && len(p.outbox) == 0 && len(p.dirtyList) == 0) {
 		p.pending = 0
 		return nil
 	}
@@ -286,13 +476,14 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 		if err != nil {
 			return err
 		}
-		users = append(users, features.UserWrite{User: u, State: b, Stamp: e.stamp})
+		users = append(users, features.UserWrite{User: u, State: b, Stamp: e.stamp, Revive: e.revive})
 	}
 	f := features.Flush{
 		Topic:      p.part.Topic,
 		Partition:  p.part.ID,
 		Users:      users,
 		Checkpoint: features.Checkpoint{Next: p.next, Watermark: p.wm.Current()},
+		Aliases:    p.aliases,
 	}
 	st, err := t.store.Write(ctx, f)
 	if err != nil {
@@ -300,7 +491,16 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 	}
 	t.stats.flushed(st, p.pending)
 	for _, u := range p.dirtyList {
-		p.cache[u].dirty = false
+		e := p.cache[u]
+		e.dirty, e.revive = false, false
+	}
+	for _, u := range st.Erased {
+		// Erased while cached: forget the state.
+		e := p.cache[u]
+		*e = entry{stamp: e.stamp, erased: true, erasedAt: e.erasedAt, lastUse: e.lastUse}
+	}
+	if len(p.aliases) > 0 {
+		p.aliases = map[string]string{}
 	}
 	p.dirtyList = p.dirtyList[:0]
 	p.pending = 0

@@ -162,13 +162,20 @@ type Stats struct {
 	Applied    atomic.Int64 // events applied to features
 	Duplicates atomic.Int64 // events dropped as duplicate event ids
 	Replayed   atomic.Int64 // events skipped because a previous run had applied them
-	DeadLetter atomic.Int64 // records sent to the DLQ
-	Emitted    atomic.Int64 // records produced (DLQ and stages)
-	Flushes    atomic.Int64 // Redis flushes
-	FlushUsers atomic.Int64 // user states written
-	RedisCmds  atomic.Int64 // commands sent in flushes
-	RedisLoads atomic.Int64 // load round trips
-	FlushNanos atomic.Int64 // total flush time
+	Suppressed atomic.Int64 // events not used: the user withdrew profiling consent
+	Erased     atomic.Int64 // events not used: the user was erased
+	Forwarded  atomic.Int64 // anonymous events forwarded to their merged profile
+	Merges     atomic.Int64 // anonymous profiles handed over to a user
+	// IdentityConflicts counts identify events naming a second user for an
+	// anonymous id already merged (the first link wins).
+	IdentityConflicts atomic.Int64
+	DeadLetter        atomic.Int64 // records sent to the DLQ
+	Emitted           atomic.Int64 // records produced (DLQ and stages)
+	Flushes           atomic.Int64 // Redis flushes
+	FlushUsers        atomic.Int64 // user states written
+	RedisCmds         atomic.Int64 // commands sent in flushes
+	RedisLoads        atomic.Int64 // load round trips
+	FlushNanos        atomic.Int64 // total flush time
 
 	mu       sync.Mutex
 	byReason map[stream.Reason]int64

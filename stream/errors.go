@@ -19,6 +19,7 @@ const (
 	ReasonNegativePrice Reason = "negative_price" // price < 0
 	ReasonLate          Reason = "late"           // older than the partition watermark minus allowed lateness
 	ReasonKeyMismatch   Reason = "key_mismatch"   // message key is not the event's user/anonymous id
+	ReasonBadInternal   Reason = "bad_internal"   // a pipeline-internal record that cannot be read
 )
 
 // DecodeError is returned by Decoder.Decode for every bad record.
