@@ -13,8 +13,8 @@ import (
 	"github.com/streamprofile/streamprofile/api"
 )
 
-// FuzzAPI: any method, path, query, Authorization header and body gets a
-// well-formed response: JSON of the documented content type, a problem for
+// FuzzAPI: any method, path, query, Authorization header, one more header
+// and body gets a well-formed response: JSON of the documented content type, a problem for
 // every error, matching the OpenAPI document (env.serve checks all that),
 // and never a panic.
 func FuzzAPI(f *testing.F) {
@@ -36,10 +36,14 @@ func FuzzAPI(f *testing.F) {
 		{"CONNECT", "/v1/segments", "Bearer " + tokAdmin, nil},
 		{"", "/v1/profiles/%00", "Bearer " + tokRead, nil},
 	} {
-		f.Add(s.method, s.target, s.auth, s.body)
+		f.Add(s.method, s.target, s.auth, "", s.body)
 	}
+	f.Add("gET", "/healthz", "", "", []byte(nil)) // methods are case-sensitive: 405
+	f.Add("GET", "/v1/segments", "Bearer "+tokRead, "Content-Length: 5000", []byte(nil))
+	f.Add("DELETE", "/v1/profiles/u1", "Bearer "+tokAdmin, "Transfer-Encoding: chunked", []byte("abc"))
+	f.Add("GET", "/v1/profiles/u1", "Bearer "+tokAdmin, "Authorization: Bearer "+tokRead, []byte(nil))
 	e := newEnv(f, nil)
-	f.Fuzz(func(t *testing.T, method, target, auth string, body []byte) {
+	f.Fuzz(func(t *testing.T, method, target, auth, header string, body []byte) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
 			return // not something a server would receive
@@ -56,6 +60,9 @@ func FuzzAPI(f *testing.F) {
 		}
 		if auth != "" {
 			req.Header.Set("Authorization", auth)
+		}
+		if name, value, ok := strings.Cut(header, ":"); ok {
+			req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
 		}
 		req = req.WithContext(t.Context())
 		rec := e.serve(t, req)

@@ -193,6 +193,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 // ServeHTTP serves one request: common headers, path and body checks, then
 // the route.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
