@@ -101,7 +101,7 @@ func Lag(ctx context.Context, brokers []string, topic string, store *features.St
 	}
 	var reqs []kafka.OffsetRequest
 	for _, p := range md.Topics[0].Partitions {
-		reqs = append(reqs, kafka.LastOffsetOf(p.ID))
+		reqs = append(reqs, kafka.FirstOffsetOf(p.ID), kafka.LastOffsetOf(p.ID))
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
@@ -116,10 +116,9 @@ func Lag(ctx context.Context, brokers []string, topic string, store *features.St
 		if err != nil {
 			return nil, err
 		}
-		next := max(cp.Next, po.FirstOffset)
-		if cp.Next < 0 {
-			next = po.FirstOffset
-		}
+		// With no checkpoint the partition is read from its first
+		// retained offset.
+		next := max(cp.Next, po.FirstOffset, 0)
 		lag[po.Partition] = max(0, po.LastOffset-next)
 	}
 	return lag, nil
