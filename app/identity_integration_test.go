@@ -1,13 +1,18 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/streamprofile/streamprofile/app"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/features/featurestest"
 	"github.com/streamprofile/streamprofile/stream"
@@ -29,7 +34,28 @@ func partitionOf(key string, n int) int {
 // partitions. The user's profile ends up with every event exactly once, the
 // anonymous id points to it, and replaying everything changes nothing.
 func TestIdentifyMergesAnonymousProfileExactlyOnce(t *testing.T) {
+	t.Run("plain ids", func(t *testing.T) { testIdentify(t, "") })
+	t.Run("pseudonymised ids", func(t *testing.T) {
+		keyFile := filepath.Join(t.TempDir(), "keys")
+		secret := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+		if err := os.WriteFile(keyFile, []byte("k1:"+secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		testIdentify(t, keyFile)
+	})
+}
+
+func testIdentify(t *testing.T, keyFile string) {
 	e := newEnv(t, 4)
+	e.keyFile = keyFile
+	id := func(raw string) string { return raw }
+	if keyFile != "" {
+		ps, _, err := app.Privacy(keyFile, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id = ps.Pseudonym
+	}
 	user, anon := "user-1", ""
 	for i := 0; anon == ""; i++ {
 		if c := fmt.Sprintf("anon-%d", i); partitionOf(c, 4) != partitionOf(user, 4) {
@@ -96,7 +122,7 @@ func TestIdentifyMergesAnonymousProfileExactlyOnce(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		s := e.store(t)
-		st, ok, err := s.LoadOne(context.Background(), user)
+		st, ok, err := s.LoadOne(context.Background(), id(user))
 		if err != nil || !ok {
 			t.Fatalf("%s: user profile: ok=%v err=%v", when, ok, err)
 		}
@@ -106,18 +132,24 @@ func TestIdentifyMergesAnonymousProfileExactlyOnce(t *testing.T) {
 			all = append(all, ev)
 		}
 		want := featurestest.Recompute(all, at, cfg)[user]
+		if keyFile != "" {
+			n, err := e.rdb.Exists(context.Background(), s.UserKey(user), s.UserKey(anon), s.AliasKey(anon)).Result()
+			if err != nil || n != 0 {
+				t.Fatalf("%s: keys under raw ids despite pseudonymisation: %d (%v)", when, n, err)
+			}
+		}
 		if d := featurestest.Diff(st.Evaluate(at, &cfg), want, 1e-9); len(d) > 0 {
 			t.Fatalf("%s: merged profile differs from one profile with all events: %v", when, d)
 		}
-		if len(st.Linked) != 1 || st.Linked[0] != anon {
+		if len(st.Linked) != 1 || st.Linked[0] != id(anon) {
 			t.Fatalf("%s: linked ids %v, want [%s]", when, st.Linked, anon)
 		}
-		alias, err := e.rdb.Get(context.Background(), s.AliasKey(anon)).Result()
-		if err != nil || alias != user {
+		alias, err := e.rdb.Get(context.Background(), s.AliasKey(id(anon))).Result()
+		if err != nil || alias != id(user) {
 			t.Fatalf("%s: alias of %s = %q (%v), want %s", when, anon, alias, err, user)
 		}
-		ast, ok, err := s.LoadOne(context.Background(), anon)
-		if err != nil || !ok || ast.MergedInto != user || !ast.Empty() {
+		ast, ok, err := s.LoadOne(context.Background(), id(anon))
+		if err != nil || !ok || ast.MergedInto != id(user) || !ast.Empty() {
 			t.Fatalf("%s: anonymous profile: ok=%v err=%v merged-into=%q empty=%v", when, ok, err, ast.MergedInto, ast.Empty())
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/privacy"
 	"github.com/streamprofile/streamprofile/stream"
 )
 
@@ -73,8 +74,43 @@ type IngestConfig struct {
 	// trainer's examples and the scorer's input). Default
 	// "profile-examples"; "-" disables snapshots.
 	SnapshotTopic string `yaml:"snapshot_topic"`
+	// PseudonymKeyFile holds the HMAC keys of the id pseudonyms (see
+	// package privacy); empty keeps ids as they are. Default none.
+	PseudonymKeyFile string `yaml:"pseudonym_key_file"`
+	// KeepPII disables masking of e-mail addresses, phone numbers and IP
+	// addresses in events. Default false (masking on).
+	KeepPII bool `yaml:"keep_pii"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
+}
+
+// piiMasker adapts privacy.Masker to pipeline.Masker.
+type piiMasker struct{ m *privacy.Masker }
+
+func (a piiMasker) DropPII(ev *stream.Event) bool         { return a.m.DropPII(ev).Found() }
+func (a piiMasker) MaskPayload(raw []byte) ([]byte, bool) { return a.m.MaskPayload(raw) }
+
+// Privacy builds the pseudonymizer (nil when no key file is configured) and
+// the PII masker (nil when KeepPII) of the configuration.
+func Privacy(keyFile string, keepPII bool) (*privacy.Pseudonymizer, pipeline.Masker, error) {
+	var ps *privacy.Pseudonymizer
+	if keyFile != "" {
+		keys, err := privacy.LoadKeyFile(keyFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ps, err = privacy.New(keys); err != nil {
+			return nil, nil, err
+		}
+	}
+	if keepPII {
+		return ps, nil, nil
+	}
+	m, err := privacy.NewMasker(privacy.MaskerConfig{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return ps, piiMasker{m}, nil
 }
 
 // Validate reports invalid settings.
@@ -113,6 +149,14 @@ func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) 
 		cfg.Partitions = 6
 	}
 	cfg.Store.Group = cfg.Group
+	ps, masker, err := Privacy(cfg.PseudonymKeyFile, cfg.KeepPII)
+	if err != nil {
+		return nil, err
+	}
+	if ps != nil {
+		cfg.Pipeline.Pseudonyms = ps
+	}
+	cfg.Pipeline.Masker = masker
 	rdb := NewRedis(cfg.Redis)
 	store, err := features.NewStore(rdb, cfg.Store)
 	if err != nil {

@@ -129,6 +129,7 @@ type env struct {
 	group   string
 	rdb     *redis.Client
 	prefix  string
+	keyFile string // pseudonym key file, when the test uses one
 }
 
 func newEnv(t *testing.T, partitions int) *env {
@@ -147,10 +148,11 @@ func (e *env) ingestConfig() app.IngestConfig {
 	opts := e.rdb.Options()
 	return app.IngestConfig{
 		Brokers: e.brokers, Group: e.group,
-		Redis:         app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
-		Store:         features.StoreConfig{Prefix: e.prefix},
-		Pipeline:      pipeline.Config{Topic: e.topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 200},
-		SnapshotTopic: e.topic + ".examples",
+		Redis:            app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
+		Store:            features.StoreConfig{Prefix: e.prefix},
+		Pipeline:         pipeline.Config{Topic: e.topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 200},
+		SnapshotTopic:    e.topic + ".examples",
+		PseudonymKeyFile: e.keyFile,
 	}
 }
 

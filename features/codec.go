@@ -100,6 +100,7 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 	}
 	b = binary.AppendUvarint(b, uint64(len(s.MergedInto)))
 	b = append(b, s.MergedInto...)
+	b = binary.AppendUvarint(b, uint64(s.MergedRoute))
 	return b, nil
 }
 
@@ -187,6 +188,11 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		}
 	}
 	n.MergedInto = r.str()
+	if v := r.uvarint(); v <= math.MaxUint32 {
+		n.MergedRoute = uint32(v)
+	} else {
+		r.fail("route")
+	}
 	if r.err != nil {
 		return r.err
 	}

@@ -88,6 +88,10 @@ type State struct {
 	// handed to, after which its events are forwarded there.
 	Linked     []string
 	MergedInto string
+	// MergedRoute is the murmur2 hash of the raw id MergedInto stands for
+	// (it may be a pseudonym), which routes forwarded events to its
+	// partition.
+	MergedRoute uint32
 }
 
 // window is a sparse bucketed counter sorted by bucket index.
@@ -551,7 +555,7 @@ func Terms(q string) []string {
 func (s *State) eraseDerived() {
 	*s = State{
 		Seen: s.Seen, ProfilingOff: s.ProfilingOff, AdsOff: s.AdsOff, ConsentMs: s.ConsentMs,
-		Linked: s.Linked, MergedInto: s.MergedInto,
+		Linked: s.Linked, MergedInto: s.MergedInto, MergedRoute: s.MergedRoute,
 	}
 }
 

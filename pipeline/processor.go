@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -174,17 +175,26 @@ type decoded struct {
 	bad   *stream.DecodeError
 }
 
+// pseudo returns the stored id of a raw user or anonymous id.
+func (p *processor) pseudo(id string) string {
+	if p.t.cfg.Pseudonyms == nil {
+		return id
+	}
+	return p.t.cfg.Pseudonyms.Pseudonym(id)
+}
+
 // classify decodes m and decides which profile it belongs to.
 func (p *processor) classify(m *kafka.Message, d *decoded) {
 	d.msg = m
 	key := string(m.Key)
+	_, pseudonymKey := stream.HeaderValue(m.Headers, stream.HeaderKeyPseudonym)
 	if v, ok := stream.HeaderValue(m.Headers, stream.HeaderInternal); ok {
 		if v != stream.InternalMerge {
 			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: fmt.Sprintf("unknown internal record %q", v)}
 			return
 		}
 		mr, err := stream.DecodeMergeRequest(m.Value)
-		if err != nil || mr.Into != key {
+		if err != nil || mr.Into != key || !pseudonymKey {
 			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: "unreadable merge record, or keyed by another profile"}
 			return
 		}
@@ -200,15 +210,19 @@ func (p *processor) classify(m *kafka.Message, d *decoded) {
 		d.bad = de
 		return
 	}
-	d.ev, d.user = ev, key
+	if p.t.cfg.Masker != nil && p.t.cfg.Masker.DropPII(&ev) {
+		p.t.stats.PIIMasked.Add(1)
+	}
+	d.ev = ev
 	if from, ok := stream.HeaderValue(m.Headers, stream.HeaderReroutedFrom); ok {
-		if from != ev.ProfileKey() {
+		if !pseudonymKey || from != p.pseudo(ev.ProfileKey()) {
 			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: "rerouted event does not belong to the id it was forwarded from"}
 			return
 		}
-		d.kind = kindRerouted
+		d.kind, d.user = kindRerouted, key
 		return
 	}
+	d.user = p.pseudo(key)
 	switch {
 	case key == ev.ProfileKey():
 	case ev.Type == stream.TypeIdentify && key == ev.AnonymousID:
@@ -299,7 +313,12 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 
 func (p *processor) deadLetter(m *kafka.Message, de *stream.DecodeError) {
 	p.t.stats.deadLettered(de.Reason)
-	p.outbox = append(p.outbox, stream.DeadLetter(p.t.cfg.DLQTopic, *m, de.Reason, de))
+	dl := stream.DeadLetter(p.t.cfg.DLQTopic, *m, de.Reason, de)
+	if p.t.cfg.Masker != nil {
+		// The original bytes, minus personal data.
+		dl.Value, _ = p.t.cfg.Masker.MaskPayload(dl.Value)
+	}
+	p.outbox = append(p.outbox, dl)
 }
 
 func (p *processor) markDirty(u string, e *entry, offset int64) {
@@ -341,7 +360,7 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 	if target := e.state.MergedInto; target != "" && d.kind == kindEvent && ev.Type != stream.TypeIdentify {
 		// This anonymous profile was handed over: its events belong to
 		// the user now. Forward, and let the user's partition dedupe.
-		p.forward(m, target, d.user)
+		p.forward(m, target, e.state.MergedRoute, d.user)
 		return
 	}
 	if ev.Type == stream.TypeIdentify {
@@ -367,15 +386,27 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 	}
 }
 
-// forward re-publishes m to the profile target, marked as coming from from.
-func (p *processor) forward(m *kafka.Message, target, from string) {
-	h := make([]kafka.Header, 0, len(m.Headers)+1)
+// routeHeaders marks a record keyed by a pseudonym and routes it to the
+// partition of the raw id whose murmur2 hash is route.
+func routeHeaders(h []kafka.Header, route uint32) []kafka.Header {
+	return append(h,
+		kafka.Header{Key: stream.HeaderKeyPseudonym, Value: []byte("1")},
+		kafka.Header{Key: stream.HeaderRouteHash, Value: []byte(strconv.FormatUint(uint64(route), 10))})
+}
+
+// forward re-publishes m to the profile target (a stored id, routed by
+// route), marked as coming from from.
+func (p *processor) forward(m *kafka.Message, target string, route uint32, from string) {
+	h := make([]kafka.Header, 0, len(m.Headers)+3)
 	for _, x := range m.Headers {
-		if x.Key != stream.HeaderReroutedFrom {
+		switch x.Key {
+		case stream.HeaderReroutedFrom, stream.HeaderKeyPseudonym, stream.HeaderRouteHash:
+		default:
 			h = append(h, x)
 		}
 	}
 	h = append(h, kafka.Header{Key: stream.HeaderReroutedFrom, Value: []byte(from)})
+	h = routeHeaders(h, route)
 	p.outbox = append(p.outbox, kafka.Message{Topic: p.t.cfg.Topic, Key: []byte(target), Value: m.Value, Headers: h})
 	p.t.stats.Forwarded.Add(1)
 }
@@ -390,15 +421,16 @@ func (p *processor) identify(d *decoded, e *entry, m *kafka.Message, env feature
 	e.state.Apply(ev, env) // remembers the event id
 	p.markDirty(d.user, e, m.Offset)
 	t.stats.Applied.Add(1)
-	if d.user == ev.UserID {
-		e.state.Link(ev.AnonymousID)
+	userID := p.pseudo(ev.UserID)
+	if d.user == userID && string(m.Key) == ev.UserID {
+		e.state.Link(p.pseudo(ev.AnonymousID))
 		fwd := kafka.Message{Topic: t.cfg.Topic, Key: []byte(ev.AnonymousID), Value: m.Value, Headers: m.Headers}
 		p.outbox = append(p.outbox, fwd)
 		return
 	}
 	// Anonymous side.
 	if e.state.MergedInto != "" {
-		if e.state.MergedInto != ev.UserID {
+		if e.state.MergedInto != userID {
 			t.stats.IdentityConflicts.Add(1)
 		}
 		return
@@ -409,16 +441,17 @@ func (p *processor) identify(d *decoded, e *entry, m *kafka.Message, env feature
 	if err != nil {
 		return
 	}
-	mr := stream.MergeRequest{MergeID: ev.EventID + "/merge", From: d.user, Into: ev.UserID, TS: ev.TS.UnixMilli(), State: b}
+	mr := stream.MergeRequest{MergeID: ev.EventID + "/merge", From: d.user, Into: userID, TS: ev.TS.UnixMilli(), State: b}
 	v, err := json.Marshal(mr)
 	if err != nil {
 		return
 	}
-	p.outbox = append(p.outbox, kafka.Message{Topic: t.cfg.Topic, Key: []byte(ev.UserID), Value: v,
-		Headers: []kafka.Header{{Key: stream.HeaderInternal, Value: []byte(stream.InternalMerge)}}})
+	route := stream.Murmur2([]byte(ev.UserID))
+	p.outbox = append(p.outbox, kafka.Message{Topic: t.cfg.Topic, Key: []byte(userID), Value: v,
+		Headers: routeHeaders([]kafka.Header{{Key: stream.HeaderInternal, Value: []byte(stream.InternalMerge)}}, route)})
 	// Keep only what routing and de-duplication need.
-	e.state = features.State{Seen: e.state.Seen, MergedInto: ev.UserID}
-	p.aliases[d.user] = ev.UserID
+	e.state = features.State{Seen: e.state.Seen, MergedInto: userID, MergedRoute: route}
+	p.aliases[d.user] = userID
 	t.stats.Merges.Add(1)
 }
 

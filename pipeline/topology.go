@@ -40,6 +40,27 @@ type Config struct {
 	Features features.Config `yaml:"features"`
 	// Now is the clock for the far-future check. Default time.Now.
 	Now func() time.Time `yaml:"-"`
+	// Pseudonyms turns user and anonymous ids into the ids profiles are
+	// stored and published under. Default none: ids are used as they are.
+	Pseudonyms Pseudonymizer `yaml:"-"`
+	// Masker removes personal data (e-mail addresses, phone numbers, IP
+	// addresses) from events before they are used, and from dead-lettered
+	// bytes. Default none.
+	Masker Masker `yaml:"-"`
+}
+
+// Pseudonymizer maps a raw id to its stored pseudonym (privacy.Pseudonymizer).
+type Pseudonymizer interface {
+	Pseudonym(id string) string
+}
+
+// Masker removes personal data (privacy.Masker).
+type Masker interface {
+	// DropPII masks or drops personal data in the event's fields in place
+	// and reports whether there was any.
+	DropPII(ev *stream.Event) bool
+	// MaskPayload masks personal data in raw bytes (JSON or text).
+	MaskPayload(raw []byte) ([]byte, bool)
 }
 
 // WithDefaults fills zero fields.
@@ -166,6 +187,7 @@ type Stats struct {
 	Erased     atomic.Int64 // events not used: the user was erased
 	Forwarded  atomic.Int64 // anonymous events forwarded to their merged profile
 	Merges     atomic.Int64 // anonymous profiles handed over to a user
+	PIIMasked  atomic.Int64 // events that carried personal data, masked before use
 	// IdentityConflicts counts identify events naming a second user for an
 	// anonymous id already merged (the first link wins).
 	IdentityConflicts atomic.Int64

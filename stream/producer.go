@@ -96,7 +96,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	w := &kafka.Writer{
 		Addr:                   kafka.TCP(cfg.Brokers...),
-		Balancer:               &kafka.Murmur2Balancer{},
+		Balancer:               RouteBalancer{},
 		RequiredAcks:           cfg.RequiredAcks,
 		BatchTimeout:           cfg.BatchTimeout,
 		BatchSize:              cfg.BatchSize,

@@ -91,6 +91,8 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.IntVar(&cfg.Partitions, "partitions", orInt(cfg.Partitions, 6), "partitions for created topics")
 	fs.StringVar(&cfg.Pipeline.Topic, "topic", orDefault(cfg.Pipeline.Topic, "clickstream"), "clickstream topic")
 	fs.StringVar(&cfg.SnapshotTopic, "snapshot-topic", orDefault(cfg.SnapshotTopic, "profile-examples"), "topic for per-event profile snapshots (\"-\" disables)")
+	fs.StringVar(&cfg.PseudonymKeyFile, "pseudonym-key-file", cfg.PseudonymKeyFile, "file of HMAC keys for id pseudonyms (empty: ids stored as they are)")
+	fs.BoolVar(&cfg.KeepPII, "keep-pii", cfg.KeepPII, "do not mask e-mail addresses, phone numbers and IP addresses in events")
 	fs.StringVar(&cfg.Store.Prefix, "prefix", orDefault(cfg.Store.Prefix, "sp"), "Redis key prefix")
 	fs.DurationVar(&cfg.Store.TTL, "ttl", orDur(cfg.Store.TTL, 30*24*time.Hour), "expire users inactive this long (negative: never)")
 	fs.DurationVar(&cfg.Pipeline.FlushInterval, "flush-interval", orDur(cfg.Pipeline.FlushInterval, 20*time.Millisecond), "flush a partition when its oldest pending event is this old")
