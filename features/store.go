@@ -21,6 +21,10 @@ type StoreConfig struct {
 	// Group names the consumer group whose partition checkpoints this store
 	// keeps. Default "streamprofile".
 	Group string `yaml:"group"`
+	// ErasureTTL is how long an erasure marker stops events of an erased
+	// user from rebuilding a profile; it must outlive the clickstream's
+	// retention so a replay cannot resurrect anyone. Default 400 days.
+	ErasureTTL time.Duration `yaml:"erasure_ttl"`
 }
 
 func (c StoreConfig) withDefaults() StoreConfig {
@@ -32,6 +36,9 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	}
 	if c.Group == "" {
 		c.Group = "streamprofile"
+	}
+	if c.ErasureTTL <= 0 {
+		c.ErasureTTL = 400 * 24 * time.Hour
 	}
 	return c
 }
@@ -101,8 +108,13 @@ func (s *Store) Config() StoreConfig { return s.cfg }
 // UserKey is the key of a user's state hash.
 func (s *Store) UserKey(user string) string { return s.cfg.Prefix + ":{" + user + "}:p" }
 
-// ErasedKey is the key of a user's erasure marker.
-func (s *Store) ErasedKey(user string) string { return s.cfg.Prefix + ":{" + user + "}:erased" }
+// ErasedKey is the key of a user's erasure marker. It lives in the user's
+// Cluster slot (so the write script can check it atomically) but names
+// neither the user nor anything derived from them except a one-way digest:
+// the marker outlives the profile it stops from being rebuilt.
+func (s *Store) ErasedKey(user string) string {
+	return s.cfg.Prefix + ":{" + SlotTag(user) + "}:erased:" + userDigest(user)
+}
 
 // AliasKey is the key naming the profile an anonymous id was merged into.
 func (s *Store) AliasKey(id string) string { return s.cfg.Prefix + ":{" + id + "}:alias" }
@@ -142,6 +154,43 @@ local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 `
+
+// eraseScript erases one user: it sets the erasure marker and deletes every
+// per-user key. KEYS[1]: marker; KEYS[2..]: the user's keys. ARGV: marker
+// value, marker ttl ms. Returns the number of keys deleted.
+const eraseScript = `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local n = 0
+for i = 2, #KEYS do n = n + redis.call('DEL', KEYS[i]) end
+return n
+`
+
+// Erase sets the erasure marker of each user and deletes all their keys,
+// one atomic script per user (each user's keys share a slot). From then on
+// the ingest write script refuses the user's state, so nothing rebuilds the
+// profile unless a newer consent revives it.
+func (s *Store) Erase(ctx context.Context, users []string, e Erasure) (deleted int64, err error) {
+	sc := redis.NewScript(eraseScript)
+	cmds := make([]*redis.Cmd, len(users))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, u := range users {
+			keys := []string{s.ErasedKey(u)}
+			for _, suf := range UserKeySuffixes() {
+				keys = append(keys, s.UserKeyPrefix(u)+suf)
+			}
+			cmds[i] = sc.Eval(ctx, p, keys, e.encode(), s.cfg.ErasureTTL.Milliseconds())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("features: erase: %w", err)
+	}
+	for _, c := range cmds {
+		n, _ := c.Int64()
+		deleted += n
+	}
+	return deleted, nil
+}
 
 // checkpointScript advances a partition checkpoint unless a later one is
 // stored. KEYS[1]: checkpoint hash. ARGV: next offset, watermark ms.

@@ -1,0 +1,217 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamprofile/streamprofile/api"
+	"github.com/streamprofile/streamprofile/app"
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/stream"
+	"github.com/streamprofile/streamprofile/stream/source"
+)
+
+// apiClient calls a Server's handler with a bearer token.
+type apiClient struct {
+	t     *testing.T
+	h     http.Handler
+	token string
+}
+
+func (c apiClient) do(method, path string, out any) int {
+	c.t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	rec := httptest.NewRecorder()
+	c.h.ServeHTTP(rec, req)
+	if out != nil && rec.Code < 300 {
+		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+			c.t.Fatalf("%s %s: %v: %s", method, path, err, rec.Body)
+		}
+	}
+	return rec.Code
+}
+
+// newServe starts the serve role's API over the env's stores.
+func (e *env) newServe(t *testing.T, acks []string) apiClient {
+	t.Helper()
+	if err := stream.EnsureTopics(context.Background(), e.brokers, stream.TopicSpec{Name: features.ErasureTopic, Partitions: 1, Compacted: true}); err != nil {
+		t.Fatal(err)
+	}
+	token := "test-token-" + e.topic
+	opts := e.rdb.Options()
+	s, err := app.NewServer(app.ServeConfig{
+		API:     api.Config{Tokens: []api.TokenSpec{{Name: "tester", SHA256: api.HashToken(token), Scopes: []api.Scope{api.ScopeAdmin}}}},
+		Brokers: e.brokers, Redis: app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
+		Store:            features.StoreConfig{Prefix: e.prefix, Group: e.group},
+		PseudonymKeyFile: e.keyFile, Clock: "stream", ErasureAcks: acks,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return apiClient{t: t, h: s.API().Handler(), token: token}
+}
+
+// allKeys lists every key of the test's Redis database.
+func (e *env) allKeys(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	it := e.rdb.Scan(context.Background(), 0, "*", 1000).Iterator()
+	for it.Next(context.Background()) {
+		keys = append(keys, it.Val())
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// A user is looked up, erased through the API, and then nothing of them is
+// left in Redis — no key and no value names them — even after their old
+// events are replayed; the erasure is announced on profile-erasures and the
+// receipt reports completion.
+func TestEraseThroughTheAPIRemovesEverything(t *testing.T) {
+	e := newEnv(t, 4)
+	recs := sampleRecords(t)[:3000]
+	// The user with the most events in the slice, plus an anonymous id
+	// merged into them.
+	count := map[string]int{}
+	for _, r := range recs {
+		count[r.Event.UserID]++
+	}
+	user := ""
+	for u, n := range count {
+		if user == "" || n > count[user] || (n == count[user] && u < user) {
+			user = u
+		}
+	}
+	anon := "anon-of-" + user
+	last := recs[len(recs)-1].Event.TS
+	extra := []stream.Event{
+		{Schema: 1, EventID: "erase-a1", Type: stream.TypeView, AnonymousID: anon, TS: last.Add(-time.Minute), ItemID: "x1", Category: "kids.toys"},
+		{Schema: 1, EventID: "erase-login", Type: stream.TypeIdentify, UserID: user, AnonymousID: anon, TS: last},
+	}
+	var extraRecs []source.Record
+	for _, ev := range extra {
+		b, err := stream.Encode(&ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extraRecs = append(extraRecs, source.Record{Event: ev, Value: b})
+	}
+	in, stop := e.startIngester(t)
+	publish(t, e.brokers, e.topic, recs)
+	e.waitCaughtUp(t, 2*time.Minute)
+	publish(t, e.brokers, e.topic, extraRecs[:1])
+	e.waitCaughtUp(t, time.Minute)
+	publish(t, e.brokers, e.topic, extraRecs[1:])
+	for i := 0; i < 3; i++ {
+		e.waitCaughtUp(t, time.Minute)
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	c := e.newServe(t, []string{}) // no trainer or scorer in this test
+	var prof api.Profile
+	if code := c.do("GET", "/v1/profiles/"+user, &prof); code != 200 {
+		t.Fatalf("GET profile: %d", code)
+	}
+	if prof.Features["views_total"] < 2 || len(prof.LinkedIDs) != 1 {
+		t.Fatalf("profile before erasure: views %v linked %v", prof.Features["views_total"], prof.LinkedIDs)
+	}
+	var byAnon api.Profile
+	if code := c.do("GET", "/v1/profiles/"+anon, &byAnon); code != 200 || byAnon.Features["views_total"] != prof.Features["views_total"] {
+		t.Fatalf("lookup by the linked anonymous id: %d, views %v", code, byAnon.Features["views_total"])
+	}
+
+	before0 := 0
+	for _, k := range e.allKeys(t) {
+		if strings.Contains(k, user) || strings.Contains(k, anon) {
+			before0++
+		}
+	}
+	if before0 < 2 {
+		t.Fatalf("before erasure only %d keys name the user or their anonymous id", before0)
+	}
+	var rec api.Receipt
+	if code := c.do("DELETE", "/v1/profiles/"+user, &rec); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d", code)
+	}
+	if code := c.do("GET", "/v1/profiles/"+user, nil); code != 404 {
+		t.Fatalf("GET after erasure: %d, want 404", code)
+	}
+	mentions := func(when string) {
+		t.Helper()
+		for _, k := range e.allKeys(t) {
+			if strings.Contains(k, user) || strings.Contains(k, anon) {
+				t.Fatalf("%s: key %q mentions the erased user", when, k)
+			}
+			if typ, _ := e.rdb.Type(context.Background(), k).Result(); typ == "string" {
+				if v, _ := e.rdb.Get(context.Background(), k).Result(); strings.Contains(v, user) {
+					t.Fatalf("%s: value of %q mentions the erased user", when, k)
+				}
+			}
+			if typ, _ := e.rdb.Type(context.Background(), k).Result(); typ == "hash" {
+				h, _ := e.rdb.HGetAll(context.Background(), k).Result()
+				for f, v := range h {
+					if strings.Contains(f, user) || strings.Contains(v, user) {
+						t.Fatalf("%s: hash %q mentions the erased user", when, k)
+					}
+				}
+			}
+		}
+	}
+	mentions("after erasure")
+
+	// Replaying all their old events does not rebuild them.
+	before := in.Topology().Stats().Erased.Load()
+	var theirs []source.Record
+	for _, r := range recs {
+		if r.Event.UserID == user {
+			theirs = append(theirs, r)
+		}
+	}
+	publish(t, e.brokers, e.topic, theirs)
+	publish(t, e.brokers, e.topic, extraRecs)
+	for i := 0; i < 2; i++ {
+		e.waitCaughtUp(t, time.Minute)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := in.Topology().Stats().Erased.Load() - before; got < int64(len(theirs)) {
+		t.Fatalf("replay: %d events refused as erased, want at least %d", got, len(theirs))
+	}
+	mentions("after a replay of their events")
+	stop()
+
+	var st api.Receipt
+	if code := c.do("GET", "/v1/erasures/"+rec.Receipt, &st); code != 200 || st.Status != api.ErasureCompleted {
+		t.Fatalf("receipt: %d %+v", code, st)
+	}
+	if strings.Contains(st.User, user) {
+		t.Fatalf("the receipt names the user: %q", st.User)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: features.ErasureTopic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	r.SetOffset(kafka.FirstOffset)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("no erasure record for the receipt on %s: %v", features.ErasureTopic, err)
+		}
+		if er, err := features.DecodeErasure(m.Value); err == nil && er.Receipt == rec.Receipt {
+			if er.User != user || len(er.Linked) != 1 || er.Linked[0] != anon {
+				t.Fatalf("erasure record %+v", er)
+			}
+			break
+		}
+	}
+}
