@@ -128,10 +128,10 @@ func (b *Batch) StartFlush(ctx context.Context) (context.Context, trace.Span) {
 }
 
 // EndFlush closes the flush begun by StartFlush: on success (err nil) it
-// ends the emit spans, observes every recorded latency and the flush's
-// size (users, commands) and Redis write duration d (pass the
-// features.FlushStats of the write); on failure it ends the emit spans
-// with err and counts the failure (the records are processed again after the
+// ends the emit spans, observes every recorded latency, the users written
+// and the Redis write duration d (pass the features.FlushStats of the
+// write; commands only sizes the span); on failure it ends the emit spans
+// with err and observes nothing (the records are processed again after the
 // restart, and observed then). Either way span ends and the Batch is reset.
 func (b *Batch) EndFlush(span trace.Span, users, commands int, d time.Duration, err error) {
 	if span.IsRecording() {
@@ -156,10 +156,8 @@ func (b *Batch) EndFlush(span trace.Span, users, commands int, d time.Duration, 
 		}
 	}
 	if b.metrics != nil {
-		if err != nil {
-			b.metrics.FlushFailed()
-		} else {
-			b.metrics.ObserveFlush(users, commands, d)
+		if err == nil {
+			b.metrics.ObserveFlush(users, d)
 			for _, t := range b.times {
 				var sc trace.SpanContext
 				if t.link >= 0 {

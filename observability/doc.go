@@ -35,7 +35,8 @@
 // # Metrics
 //
 // NewMetrics registers every streamprofile_* metric on a registry the caller
-// owns; see Metrics for the list. Counters the pipeline keeps anyway
+// owns; see Metrics for the list, which is exactly the contract of
+// deploy/METRICS.md (names, types, labels and closed label values). Counters the pipeline keeps anyway
 // (pipeline.Stats) are exported at scrape time by RegisterPipeline, the
 // consumer lag by RegisterLag, so neither adds work to the hot path.
 // Latencies are histograms with buckets from 0.5ms to 10s, and an
@@ -77,7 +78,7 @@
 // client), it queued (a gap before process: lag), processing was slow (the
 // step spans), or the flush was (emit and redis_flush). Traces are sampled;
 // to find one for a slow trigger, open an exemplar of a high bucket of
-// streamprofile_ingest_latency_seconds{output="trigger"} in Grafana: it
+// streamprofile_e2e_latency_seconds{stage="ingest",output="trigger"} in Grafana: it
 // holds the trace id.
 //
 // # Is the pipeline keeping up?
@@ -87,16 +88,17 @@
 //     means too little throughput (scale out, up to the partition count);
 //     rising on one partition means a hot key or a stuck processor.
 //   - histogram_quantile(0.99, sum by (le, output)
-//     (rate(streamprofile_ingest_latency_seconds_bucket[5m]))): the
+//     (rate(streamprofile_e2e_latency_seconds_bucket{stage="ingest"}[5m]))): the
 //     pipeline's end-to-end p99 from Kafka append to durable profile
 //     (output="profile") or acknowledged trigger. It should stay near
 //     FlushInterval plus the flush duration; growth with growing lag is
 //     backlog, growth without lag is slow flushes
-//     (streamprofile_redis_flush_duration_seconds, _users, _commands).
+//     (streamprofile_redis_flush_seconds, streamprofile_redis_flush_users).
 //   - rate(streamprofile_events_consumed_total[5m]) against the producers'
 //     rate, and rate(streamprofile_events_dead_lettered_total[5m]) by reason
 //     for bad input.
-//   - streamprofile_event_latency_seconds adds the clients' own delay (event
-//     time to Kafka); it is meaningless while replaying old data.
+//   - stage="event" of streamprofile_e2e_latency_seconds adds the clients'
+//     own delay (event time to Kafka); it is meaningless while replaying old
+//     data.
 //   - /readyz with LagCheck turns "caught up" into a readiness condition.
 package observability

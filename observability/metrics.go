@@ -1,6 +1,7 @@
 package observability
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -40,9 +41,11 @@ func SizeBuckets() []float64 {
 }
 
 // Metrics holds the service's Prometheus metrics. Every name starts with
-// "streamprofile_". Create it with NewMetrics; its methods are safe for
-// concurrent use and a nil *Metrics ignores every call, so code paths can be
-// instrumented unconditionally.
+// "streamprofile_" and every family, label and closed label value is the one
+// deploy/METRICS.md (the metrics contract, deploy.LoadContract) lists; the
+// tests check the registry against it. Create it with NewMetrics; its
+// methods are safe for concurrent use and a nil *Metrics ignores every
+// call, so code paths can be instrumented unconditionally.
 //
 // Metrics observed on the hot path (histograms) are reached through
 // pre-resolved children (Output) or label-less collectors, so an
@@ -52,49 +55,62 @@ func SizeBuckets() []float64 {
 //
 // Metrics and their labels:
 //
-//	streamprofile_event_latency_seconds{output}        histogram: event time (ts) → output done
-//	streamprofile_ingest_latency_seconds{output}       histogram: Kafka record timestamp → output done
-//	streamprofile_redis_flush_duration_seconds         histogram: one flush's Redis write (features.FlushStats.Duration)
-//	streamprofile_redis_flush_users                    histogram: user states written per flush
-//	streamprofile_redis_flush_commands                 histogram: Redis commands sent per flush
-//	streamprofile_redis_flush_errors_total             counter: failed flushes
-//	streamprofile_training_pending_examples            gauge: examples waiting for their label or for training
-//	streamprofile_trainer_examples_total               counter: examples trained on (rate() = examples/s)
-//	streamprofile_model_champion_version{task}         gauge: version of the serving (champion) model
-//	streamprofile_model_champion_auc{task}             gauge: its prequential AUC
-//	streamprofile_segment_members{segment}             gauge: users in the segment
+//	streamprofile_e2e_latency_seconds{stage,output}     histogram: stage (event: the event's ts; ingest: its Kafka timestamp) → output done
+//	streamprofile_redis_flush_seconds                   histogram: one flush's Redis write (features.FlushStats.Duration)
+//	streamprofile_redis_flush_users                     histogram: user states written per flush
+//	streamprofile_trainer_pending_examples              gauge: examples waiting for their label or for training
+//	streamprofile_trainer_examples_total                counter: examples trained on (rate() = examples/s)
+//	streamprofile_model_champion_version{task}          gauge: version of the serving (champion) model
+//	streamprofile_model_prequential_auc{task,model}     gauge: prequential AUC; model = champion | challenger
+//	streamprofile_model_rollbacks_total                 counter: champions rolled back
+//	streamprofile_segment_members{segment}              gauge: users in the segment
 //	streamprofile_segment_changes_total{segment,change} counter: change = enter | exit
-//	streamprofile_triggers_emitted_total{kind}         counter
+//	streamprofile_triggers_emitted_total{kind}          counter
 //	streamprofile_triggers_suppressed_total{kind,reason} counter
 //
 // Exported at scrape time (see RegisterPipeline, RegisterLag):
 //
-//	streamprofile_events_consumed_total{topic}, _valid_total, _applied_total,
-//	_deduplicated_total, _replayed_total, _dead_lettered_total{topic,reason},
-//	streamprofile_records_emitted_total{topic},
-//	streamprofile_redis_flushes_total{topic}, _flushed_users_total,
-//	_commands_total, _loads_total, _flush_seconds_total,
-//	streamprofile_consumer_lag{topic,partition} (gauge),
-//	streamprofile_consumer_assigned_partitions{topic} (gauge).
+//	streamprofile_events_consumed_total{topic}, streamprofile_events_valid_total,
+//	streamprofile_events_applied_total, streamprofile_events_deduplicated_total,
+//	streamprofile_events_dead_lettered_total{reason},
+//	streamprofile_consumer_lag{topic,partition} (gauge).
+//
+// The flush count, users written and time spent flushing are the
+// _count and _sum series of the flush histograms.
 type Metrics struct {
 	reg prometheus.Registerer
 
-	eventLatency  *prometheus.HistogramVec
-	ingestLatency *prometheus.HistogramVec
-	flushDuration prometheus.Histogram
-	flushUsers    prometheus.Histogram
-	flushCommands prometheus.Histogram
-	flushErrors   prometheus.Counter
+	e2eLatency   *prometheus.HistogramVec
+	flushSeconds prometheus.Histogram
+	flushUsers   prometheus.Histogram
 
-	trainingPending    prometheus.Gauge
-	trainedExamples    prometheus.Counter
+	trainerPending     prometheus.Gauge
+	trainerExamples    prometheus.Counter
 	championVersion    *prometheus.GaugeVec
-	championAUC        *prometheus.GaugeVec
+	prequentialAUC     *prometheus.GaugeVec
+	rollbacks          prometheus.Counter
 	segmentMembers     *prometheus.GaugeVec
 	segmentChanges     *prometheus.CounterVec
 	triggersEmitted    *prometheus.CounterVec
 	triggersSuppressed *prometheus.CounterVec
 }
+
+// Values of the stage label of streamprofile_e2e_latency_seconds: where
+// the measured latency starts.
+const (
+	// StageEvent: the event's own timestamp (its ts field). Includes the
+	// client's delay; meaningless for replays of old data.
+	StageEvent = "event"
+	// StageIngest: the record's Kafka timestamp (append time). The
+	// pipeline's own end-to-end latency.
+	StageIngest = "ingest"
+)
+
+// Values of the model label of streamprofile_model_prequential_auc.
+const (
+	ModelChampion   = "champion"
+	ModelChallenger = "challenger"
+)
 
 // NewMetrics creates the metrics and registers them with reg (required: this
 // package never uses the global registry). It fails when reg already holds
@@ -103,33 +119,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return nil, &FieldError{Field: "NewMetrics(reg)", Reason: "a prometheus.Registerer is required"}
 	}
-	hist := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
-		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
-	}
 	m := &Metrics{
 		reg: reg,
-		eventLatency: hist("event_latency_seconds",
-			"Time from an event's own timestamp (ts) until its output is done: durable in Redis (output=profile) or acknowledged by Kafka (trigger, score, dlq). Includes client-side delay; meaningless for replays of old data.",
-			LatencyBuckets(), "output"),
-		ingestLatency: hist("ingest_latency_seconds",
-			"Time from a record's Kafka timestamp (append time) until its output is done (see event_latency_seconds). The pipeline's own end-to-end latency.",
-			LatencyBuckets(), "output"),
-		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_duration_seconds",
-			Help: "Duration of one flush's Redis write of user states and checkpoint (one round trip).", Buckets: LatencyBuckets()}),
+		e2eLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "e2e_latency_seconds",
+			Help:    "Seconds from a start point (stage: event = the event's own timestamp, ingest = its Kafka timestamp) until its output is done: durable in Redis (output=profile) or acknowledged by Kafka (trigger, score, dlq, ...).",
+			Buckets: LatencyBuckets()}, []string{"stage", "output"}),
+		flushSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_seconds",
+			Help: "Duration of one Redis flush round trip (features, offset stamps and checkpoint).", Buckets: LatencyBuckets()}),
 		flushUsers: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_users",
-			Help: "User states written per flush.", Buckets: SizeBuckets()}),
-		flushCommands: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "redis_flush_commands",
-			Help: "Redis commands sent per flush.", Buckets: SizeBuckets()}),
-		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "redis_flush_errors_total",
-			Help: "Flushes that failed (the partition restarts from its checkpoint)."}),
-		trainingPending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "training_pending_examples",
-			Help: "Training examples waiting for their label window to close or for the trainer."}),
-		trainedExamples: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "trainer_examples_total",
-			Help: "Examples the online trainer has trained on; rate() gives examples per second."}),
+			Help: "Users written by one Redis flush.", Buckets: SizeBuckets()}),
+		trainerPending: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "trainer_pending_examples",
+			Help: "Training examples waiting for their label window to close or for the next training step."}),
+		trainerExamples: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "trainer_examples_total",
+			Help: "Examples the online trainer has learned from; rate() gives examples per second."}),
 		championVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "model_champion_version",
-			Help: "Version of the champion (serving) model per task."}, []string{"task"}),
-		championAUC: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "model_champion_auc",
-			Help: "Prequential (test-then-train) AUC of the champion model per task."}, []string{"task"}),
+			Help: "Version number of the model currently serving the task (the champion)."}, []string{"task"}),
+		prequentialAUC: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "model_prequential_auc",
+			Help: "Prequential (test-then-train) AUC over the recent window, per task and model (champion, challenger)."}, []string{"task", "model"}),
+		rollbacks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "model_rollbacks_total",
+			Help: "Champion models rolled back to the previous version."}),
 		segmentMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "segment_members",
 			Help: "Users currently in the segment."}, []string{"segment"}),
 		segmentChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "segment_changes_total",
@@ -140,8 +148,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Triggers that fired but were not emitted, by kind and reason (cooldown, consent, ...)."}, []string{"kind", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.eventLatency, m.ingestLatency, m.flushDuration, m.flushUsers, m.flushCommands, m.flushErrors,
-		m.trainingPending, m.trainedExamples, m.championVersion, m.championAUC,
+		m.e2eLatency, m.flushSeconds, m.flushUsers,
+		m.trainerPending, m.trainerExamples, m.championVersion, m.prequentialAUC, m.rollbacks,
 		m.segmentMembers, m.segmentChanges, m.triggersEmitted, m.triggersSuppressed,
 	} {
 		if err := reg.Register(c); err != nil {
@@ -166,19 +174,20 @@ type OutputLatency struct {
 }
 
 // Output returns the latency observers of output (one of the Output*
-// constants, or another low-cardinality name).
+// constants, or another low-cardinality name): the series of
+// streamprofile_e2e_latency_seconds with stage event and ingest.
 func (m *Metrics) Output(output string) *OutputLatency {
 	if m == nil {
 		return nil
 	}
-	return &OutputLatency{event: m.eventLatency.WithLabelValues(output), ingest: m.ingestLatency.WithLabelValues(output)}
+	return &OutputLatency{event: m.e2eLatency.WithLabelValues(StageEvent, output), ingest: m.e2eLatency.WithLabelValues(StageIngest, output)}
 }
 
 // Observe records the latency of an output done at now for an event whose
 // own time is eventTime and whose record's Kafka timestamp is ingestTime.
-// A zero time skips its histogram. When sc is sampled the observation
-// carries it as an exemplar (trace_id, span_id), linking the histogram
-// bucket to the trace (exposed with the OpenMetrics format).
+// A zero time skips its stage. When sc is sampled the observation carries
+// it as an exemplar (trace_id, span_id), linking the histogram bucket to
+// the trace (exposed with the OpenMetrics format).
 func (o *OutputLatency) Observe(now, eventTime, ingestTime time.Time, sc trace.SpanContext) {
 	var ev, in int64
 	if !eventTime.IsZero() {
@@ -216,46 +225,65 @@ func observe(o prometheus.Observer, v float64, sc trace.SpanContext) {
 	o.Observe(v)
 }
 
-// ObserveFlush records one successful flush: users and commands written and
-// the duration of its Redis write (features.FlushStats).
-func (m *Metrics) ObserveFlush(users, commands int, d time.Duration) {
+// ObserveFlush records one successful flush: the users it wrote and the
+// duration of its Redis write (features.FlushStats).
+func (m *Metrics) ObserveFlush(users int, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.flushUsers.Observe(float64(users))
-	m.flushCommands.Observe(float64(commands))
-	m.flushDuration.Observe(d.Seconds())
+	m.flushSeconds.Observe(d.Seconds())
 }
 
-// FlushFailed counts one failed flush.
-func (m *Metrics) FlushFailed() {
+// SetTrainerPending sets the number of pending training examples.
+func (m *Metrics) SetTrainerPending(n int) {
 	if m != nil {
-		m.flushErrors.Inc()
-	}
-}
-
-// SetTrainingPending sets the number of pending training examples.
-func (m *Metrics) SetTrainingPending(n int) {
-	if m != nil {
-		m.trainingPending.Set(float64(n))
+		m.trainerPending.Set(float64(n))
 	}
 }
 
 // AddTrainedExamples counts n examples trained on.
-func (m *Metrics) AddTrainedExamples(n int) {
+func (m *Metrics) AddTrainedExamples(n int64) {
 	if m != nil && n > 0 {
-		m.trainedExamples.Add(float64(n))
+		m.trainerExamples.Add(float64(n))
 	}
 }
 
-// SetChampion records the champion model of task: its version and its
-// prequential AUC.
-func (m *Metrics) SetChampion(task string, version int64, auc float64) {
-	if m == nil {
+// AddRollbacks counts n champion rollbacks.
+func (m *Metrics) AddRollbacks(n int64) {
+	if m != nil && n > 0 {
+		m.rollbacks.Add(float64(n))
+	}
+}
+
+// SetChampionVersion records the version of task's champion model.
+func (m *Metrics) SetChampionVersion(task string, version int64) {
+	if m != nil {
+		m.championVersion.WithLabelValues(task).Set(float64(version))
+	}
+}
+
+// SetPrequentialAUC records the prequential AUC of task's model, which is
+// ModelChampion or ModelChallenger (the contract's closed set; other
+// values are ignored). A NaN AUC (a window holding one class only) removes
+// the series instead of exporting NaN.
+func (m *Metrics) SetPrequentialAUC(task, model string, auc float64) {
+	if m == nil || (model != ModelChampion && model != ModelChallenger) {
 		return
 	}
-	m.championVersion.WithLabelValues(task).Set(float64(version))
-	m.championAUC.WithLabelValues(task).Set(auc)
+	if math.IsNaN(auc) {
+		m.prequentialAUC.DeleteLabelValues(task, model)
+		return
+	}
+	m.prequentialAUC.WithLabelValues(task, model).Set(auc)
+}
+
+// SetChampion records the champion model of task: its version and its
+// prequential AUC (SetChampionVersion and SetPrequentialAUC with
+// ModelChampion).
+func (m *Metrics) SetChampion(task string, version int64, auc float64) {
+	m.SetChampionVersion(task, version)
+	m.SetPrequentialAUC(task, ModelChampion, auc)
 }
 
 // Segment changes (the change label of streamprofile_segment_changes_total).
@@ -271,10 +299,10 @@ func (m *Metrics) SetSegmentMembers(segment string, n int) {
 	}
 }
 
-// AddSegmentChanges counts n membership changes (ChangeEnter, ChangeExit) of
-// segment.
+// AddSegmentChanges counts n membership changes of segment; change is
+// ChangeEnter or ChangeExit (other values are ignored).
 func (m *Metrics) AddSegmentChanges(segment, change string, n int) {
-	if m != nil && n > 0 {
+	if m != nil && n > 0 && (change == ChangeEnter || change == ChangeExit) {
 		m.segmentChanges.WithLabelValues(segment, change).Add(float64(n))
 	}
 }
@@ -306,21 +334,15 @@ func (m *Metrics) TriggerSuppressed(kind, reason string) {
 // PipelineCounters are the pipeline's own monotonic counters, read when
 // Prometheus scrapes (pipeline.Stats' atomics: pass their Load methods, e.g.
 // Consumed: st.Consumed.Load). Nothing is added to the hot path. A nil
-// func omits its metric. Topic is required; it becomes the topic label.
+// func omits its metric. Topic is required; it becomes the topic label of
+// streamprofile_events_consumed_total.
 type PipelineCounters struct {
 	Topic string
 
-	Consumed   func() int64 // streamprofile_events_consumed_total
+	Consumed   func() int64 // streamprofile_events_consumed_total{topic}
 	Valid      func() int64 // streamprofile_events_valid_total
 	Applied    func() int64 // streamprofile_events_applied_total
 	Duplicates func() int64 // streamprofile_events_deduplicated_total
-	Replayed   func() int64 // streamprofile_events_replayed_total
-	Emitted    func() int64 // streamprofile_records_emitted_total
-	Flushes    func() int64 // streamprofile_redis_flushes_total
-	FlushUsers func() int64 // streamprofile_redis_flushed_users_total
-	RedisCmds  func() int64 // streamprofile_redis_commands_total
-	RedisLoads func() int64 // streamprofile_redis_loads_total
-	FlushNanos func() int64 // streamprofile_redis_flush_seconds_total (nanoseconds in)
 	// DeadLetterByReason feeds
 	// streamprofile_events_dead_lettered_total{reason}; wrap
 	// pipeline.Stats.DeadLetterByReason with StringKeys.
@@ -342,9 +364,8 @@ func StringKeys[K ~string](f func() map[K]int64) func() map[string]int64 {
 
 // funcCounter is one counter of a pipelineCollector.
 type funcCounter struct {
-	desc  *prometheus.Desc
-	read  func() int64
-	scale float64
+	desc *prometheus.Desc
+	read func() int64
 }
 
 // pipelineCollector exports PipelineCounters at scrape time.
@@ -365,7 +386,7 @@ func (c *pipelineCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, f := range c.counters {
-		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(f.read())*f.scale)
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.CounterValue, float64(f.read()))
 	}
 	if c.dlq != nil {
 		for reason, n := range c.byReason() {
@@ -375,7 +396,7 @@ func (c *pipelineCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // RegisterPipeline registers a collector that reads pc at scrape time. Call
-// it once per topic.
+// it once per process: only the consumed counter is labelled by topic.
 func (m *Metrics) RegisterPipeline(pc PipelineCounters) error {
 	if m == nil {
 		return nil
@@ -383,29 +404,21 @@ func (m *Metrics) RegisterPipeline(pc PipelineCounters) error {
 	if pc.Topic == "" {
 		return &FieldError{Field: "PipelineCounters.Topic", Reason: "required"}
 	}
-	topic := prometheus.Labels{"topic": pc.Topic}
 	c := &pipelineCollector{}
-	add := func(read func() int64, name, help string, scale float64) {
+	add := func(read func() int64, name, help string, labels prometheus.Labels) {
 		if read != nil {
 			c.counters = append(c.counters, funcCounter{
-				desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, nil, topic),
-				read: read, scale: scale})
+				desc: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", name), help, nil, labels),
+				read: read})
 		}
 	}
-	add(pc.Consumed, "events_consumed_total", "Records read from the input topic.", 1)
-	add(pc.Valid, "events_valid_total", "Records that decoded and validated.", 1)
-	add(pc.Applied, "events_applied_total", "Events applied to user features.", 1)
-	add(pc.Duplicates, "events_deduplicated_total", "Events dropped as duplicates of an event id already applied.", 1)
-	add(pc.Replayed, "events_replayed_total", "Events skipped after a restart because Redis already holds their effect.", 1)
-	add(pc.Emitted, "records_emitted_total", "Records produced (dead letters and stage outputs) and acknowledged.", 1)
-	add(pc.Flushes, "redis_flushes_total", "Partition flushes written to Redis.", 1)
-	add(pc.FlushUsers, "redis_flushed_users_total", "User states written by flushes.", 1)
-	add(pc.RedisCmds, "redis_commands_total", "Redis commands sent by flushes.", 1)
-	add(pc.RedisLoads, "redis_loads_total", "Batched Redis loads of user states.", 1)
-	add(pc.FlushNanos, "redis_flush_seconds_total", "Total time spent in flushes.", 1e-9)
+	add(pc.Consumed, "events_consumed_total", "Kafka records read, before decoding.", prometheus.Labels{"topic": pc.Topic})
+	add(pc.Valid, "events_valid_total", "Records that decoded and passed validation.", nil)
+	add(pc.Applied, "events_applied_total", "Events applied to a user's features (not duplicates, not late).", nil)
+	add(pc.Duplicates, "events_deduplicated_total", "Events dropped because their event id was already applied.", nil)
 	if pc.DeadLetterByReason != nil {
 		c.dlq = prometheus.NewDesc(prometheus.BuildFQName(Namespace, "", "events_dead_lettered_total"),
-			"Records sent to the dead-letter topic, by reason.", []string{"reason"}, topic)
+			"Records sent to the dead-letter topic, by reason.", []string{"reason"}, nil)
 		c.byReason = pc.DeadLetterByReason
 	}
 	return m.reg.Register(c)
@@ -413,31 +426,26 @@ func (m *Metrics) RegisterPipeline(pc PipelineCounters) error {
 
 // lagCollector exports consumer lag at scrape time.
 type lagCollector struct {
-	lag, assigned *prometheus.Desc
-	read          func() map[int]int64
+	lag  *prometheus.Desc
+	read func() map[int]int64
 }
 
-func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.lag
-	ch <- c.assigned
-}
+func (c *lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag }
 
 func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
-	parts := c.read()
-	for p, lag := range parts {
+	for p, lag := range c.read() {
 		if lag < 0 {
 			continue // unknown: no fetch yet
 		}
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(lag), strconv.Itoa(p))
 	}
-	ch <- prometheus.MustNewConstMetric(c.assigned, prometheus.GaugeValue, float64(len(parts)))
 }
 
 // RegisterLag registers streamprofile_consumer_lag{topic,partition} (high
-// watermark minus position, in records) and
-// streamprofile_consumer_assigned_partitions{topic}, read from assigned at
-// scrape time: pass stream.Group.Assigned. Partitions no longer assigned
-// disappear from the next scrape; a negative lag (unknown) is omitted.
+// watermark minus the next offset to process, in records), read from
+// assigned at scrape time: pass stream.Group.Assigned. Partitions no longer
+// assigned disappear from the next scrape; a negative lag (unknown) is
+// omitted. Call it once per topic.
 func (m *Metrics) RegisterLag(topic string, assigned func() map[int]int64) error {
 	if m == nil {
 		return nil
@@ -445,12 +453,10 @@ func (m *Metrics) RegisterLag(topic string, assigned func() map[int]int64) error
 	if topic == "" || assigned == nil {
 		return &FieldError{Field: "RegisterLag", Reason: "topic and assigned are required"}
 	}
-	labels := prometheus.Labels{"topic": topic}
 	return m.reg.Register(&lagCollector{
 		lag: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "consumer", "lag"),
-			"Records between a partition's high watermark and this member's position in it.", []string{"partition"}, labels),
-		assigned: prometheus.NewDesc(prometheus.BuildFQName(Namespace, "consumer", "assigned_partitions"),
-			"Partitions of the topic assigned to this member.", nil, labels),
+			"High watermark minus the next offset to process, per assigned partition.", []string{"partition"},
+			prometheus.Labels{"topic": topic}),
 		read: assigned,
 	})
 }

@@ -29,8 +29,7 @@ func newMetrics(t testing.TB) (*Metrics, *prometheus.Registry) {
 
 // fakeStats mirrors pipeline.Stats' shape: atomics read at scrape time.
 type fakeStats struct {
-	Consumed, Valid, Applied, Duplicates, Replayed, Emitted atomic.Int64
-	Flushes, FlushUsers, RedisCmds, RedisLoads, FlushNanos  atomic.Int64
+	Consumed, Valid, Applied, Duplicates atomic.Int64
 
 	mu       sync.Mutex
 	byReason map[reason]int64
@@ -51,10 +50,7 @@ func (s *fakeStats) DeadLetterByReason() map[reason]int64 {
 func (s *fakeStats) counters(topic string) PipelineCounters {
 	return PipelineCounters{
 		Topic: topic, Consumed: s.Consumed.Load, Valid: s.Valid.Load, Applied: s.Applied.Load,
-		Duplicates: s.Duplicates.Load, Replayed: s.Replayed.Load, Emitted: s.Emitted.Load,
-		Flushes: s.Flushes.Load, FlushUsers: s.FlushUsers.Load, RedisCmds: s.RedisCmds.Load,
-		RedisLoads: s.RedisLoads.Load, FlushNanos: s.FlushNanos.Load,
-		DeadLetterByReason: StringKeys(s.DeadLetterByReason),
+		Duplicates: s.Duplicates.Load, DeadLetterByReason: StringKeys(s.DeadLetterByReason),
 	}
 }
 
@@ -70,11 +66,12 @@ func populate(t *testing.T, m *Metrics) {
 	}
 	now := time.Now()
 	m.Output(OutputTrigger).Observe(now, now.Add(-time.Second), now.Add(-time.Millisecond), trace.SpanContext{})
-	m.ObserveFlush(10, 30, 2*time.Millisecond)
-	m.FlushFailed()
-	m.SetTrainingPending(3)
+	m.ObserveFlush(10, 2*time.Millisecond)
+	m.SetTrainerPending(3)
 	m.AddTrainedExamples(100)
 	m.SetChampion("purchase_7d", 4, 0.81)
+	m.SetPrequentialAUC("purchase_7d", ModelChallenger, 0.83)
+	m.AddRollbacks(1)
 	m.SetSegmentMembers("vip", 12)
 	m.AddSegmentChanges("vip", ChangeEnter, 2)
 	m.TriggerEmitted("cart_abandon")
@@ -107,12 +104,10 @@ func TestMetricsLint(t *testing.T) {
 	}
 	for _, name := range []string{
 		"events_consumed_total", "events_valid_total", "events_applied_total", "events_deduplicated_total",
-		"events_replayed_total", "events_dead_lettered_total", "records_emitted_total",
-		"consumer_lag", "consumer_assigned_partitions",
-		"event_latency_seconds", "ingest_latency_seconds",
-		"redis_flush_duration_seconds", "redis_flush_users", "redis_flush_commands", "redis_flush_errors_total",
-		"redis_flushes_total", "redis_flushed_users_total", "redis_commands_total", "redis_loads_total", "redis_flush_seconds_total",
-		"training_pending_examples", "trainer_examples_total", "model_champion_version", "model_champion_auc",
+		"events_dead_lettered_total", "consumer_lag", "e2e_latency_seconds",
+		"redis_flush_seconds", "redis_flush_users",
+		"trainer_pending_examples", "trainer_examples_total", "model_champion_version", "model_prequential_auc",
+		"model_rollbacks_total",
 		"segment_members", "segment_changes_total", "triggers_emitted_total", "triggers_suppressed_total",
 	} {
 		if !got[Namespace+"_"+name] {
@@ -143,11 +138,12 @@ func TestNilMetricsIgnoresCalls(t *testing.T) {
 	var m *Metrics
 	now := time.Now()
 	m.Output(OutputProfile).Observe(now, now, now, trace.SpanContext{})
-	m.ObserveFlush(1, 1, time.Millisecond)
-	m.FlushFailed()
-	m.SetTrainingPending(1)
+	m.ObserveFlush(1, time.Millisecond)
+	m.SetTrainerPending(1)
 	m.AddTrainedExamples(1)
+	m.AddRollbacks(1)
 	m.SetChampion("t", 1, 0.5)
+	m.SetPrequentialAUC("t", ModelChallenger, 0.5)
 	m.SetSegmentMembers("s", 1)
 	m.AddSegmentChanges("s", ChangeExit, 1)
 	m.DeleteSegment("s")
@@ -173,24 +169,23 @@ func TestPipelineCountersAtScrapeTime(t *testing.T) {
 	st.Valid.Store(8)
 	st.Applied.Store(6)
 	st.Duplicates.Store(1)
-	st.FlushNanos.Store(1_500_000_000)
 	st.byReason["malformed"] = 2
 	st.byReason["late"] = 1
 	expect := func(consumed int, late int) string {
 		return fmt.Sprintf(`
-# HELP streamprofile_events_consumed_total Records read from the input topic.
+# HELP streamprofile_events_consumed_total Kafka records read, before decoding.
 # TYPE streamprofile_events_consumed_total counter
 streamprofile_events_consumed_total{topic="clickstream"} %d
 # HELP streamprofile_events_dead_lettered_total Records sent to the dead-letter topic, by reason.
 # TYPE streamprofile_events_dead_lettered_total counter
-streamprofile_events_dead_lettered_total{reason="late",topic="clickstream"} %d
-streamprofile_events_dead_lettered_total{reason="malformed",topic="clickstream"} 2
-# HELP streamprofile_redis_flush_seconds_total Total time spent in flushes.
-# TYPE streamprofile_redis_flush_seconds_total counter
-streamprofile_redis_flush_seconds_total{topic="clickstream"} 1.5
+streamprofile_events_dead_lettered_total{reason="late"} %d
+streamprofile_events_dead_lettered_total{reason="malformed"} 2
+# HELP streamprofile_events_deduplicated_total Events dropped because their event id was already applied.
+# TYPE streamprofile_events_deduplicated_total counter
+streamprofile_events_deduplicated_total 1
 `, consumed, late)
 	}
-	names := []string{"streamprofile_events_consumed_total", "streamprofile_events_dead_lettered_total", "streamprofile_redis_flush_seconds_total"}
+	names := []string{"streamprofile_events_consumed_total", "streamprofile_events_dead_lettered_total", "streamprofile_events_deduplicated_total"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expect(10, 1)), names...); err != nil {
 		t.Error(err)
 	}
@@ -201,12 +196,10 @@ streamprofile_redis_flush_seconds_total{topic="clickstream"} 1.5
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(expect(15, 4)), names...); err != nil {
 		t.Errorf("after more events: %v", err)
 	}
-	// A second topic registers beside the first; the same one again fails.
-	if err := m.RegisterPipeline(st.counters("other")); err != nil {
-		t.Errorf("second topic: %v", err)
-	}
+	// The counters are registered once per process: a second pipeline
+	// would expose its unlabelled counters twice.
 	if err := m.RegisterPipeline(st.counters("clickstream")); err == nil {
-		t.Error("registering the same topic twice succeeded")
+		t.Error("registering the pipeline twice succeeded")
 	}
 	if err := m.RegisterPipeline(PipelineCounters{Consumed: st.Consumed.Load}); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("no topic: err = %v, want ErrInvalidConfig", err)
@@ -240,24 +233,20 @@ func TestLagCollector(t *testing.T) {
 		t.Fatal(err)
 	}
 	const head = `
-# HELP streamprofile_consumer_assigned_partitions Partitions of the topic assigned to this member.
-# TYPE streamprofile_consumer_assigned_partitions gauge
-# HELP streamprofile_consumer_lag Records between a partition's high watermark and this member's position in it.
+# HELP streamprofile_consumer_lag High watermark minus the next offset to process, per assigned partition.
 # TYPE streamprofile_consumer_lag gauge
 `
-	want := head + `streamprofile_consumer_assigned_partitions{topic="clickstream"} 3
-streamprofile_consumer_lag{partition="0",topic="clickstream"} 12
+	want := head + `streamprofile_consumer_lag{partition="0",topic="clickstream"} 12
 streamprofile_consumer_lag{partition="2",topic="clickstream"} 0
 `
-	lagNames := []string{"streamprofile_consumer_lag", "streamprofile_consumer_assigned_partitions"}
+	lagNames := []string{"streamprofile_consumer_lag"}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), lagNames...); err != nil {
 		t.Error(err)
 	}
 	mu.Lock()
 	assigned = map[int]int64{1: 40}
 	mu.Unlock()
-	want = head + `streamprofile_consumer_assigned_partitions{topic="clickstream"} 1
-streamprofile_consumer_lag{partition="1",topic="clickstream"} 40
+	want = head + `streamprofile_consumer_lag{partition="1",topic="clickstream"} 40
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), lagNames...); err != nil {
 		t.Errorf("after rebalance: %v", err)
@@ -267,8 +256,9 @@ streamprofile_consumer_lag{partition="1",topic="clickstream"} 40
 	}
 }
 
-// histogram returns the gathered histogram of name with label output.
-func histogram(t *testing.T, reg prometheus.Gatherer, name, output string) *dto.Histogram {
+// histogram returns the gathered histogram of name whose labels include
+// the label pairs kv (name, value, ...), or nil.
+func histogram(t *testing.T, reg prometheus.Gatherer, name string, kv ...string) *dto.Histogram {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -278,18 +268,27 @@ func histogram(t *testing.T, reg prometheus.Gatherer, name, output string) *dto.
 		if mf.GetName() != name {
 			continue
 		}
+	metric:
 		for _, mt := range mf.GetMetric() {
+			have := map[string]string{}
 			for _, l := range mt.GetLabel() {
-				if l.GetName() == "output" && l.GetValue() == output || output == "" {
-					return mt.GetHistogram()
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if have[kv[i]] != kv[i+1] {
+					continue metric
 				}
 			}
-			if output == "" {
-				return mt.GetHistogram()
-			}
+			return mt.GetHistogram()
 		}
 	}
 	return nil
+}
+
+// e2e returns the e2e latency histogram of stage and output.
+func e2e(t *testing.T, reg prometheus.Gatherer, stage, output string) *dto.Histogram {
+	t.Helper()
+	return histogram(t, reg, "streamprofile_e2e_latency_seconds", "stage", stage, "output", output)
 }
 
 func TestOutputLatencyObserve(t *testing.T) {
@@ -301,11 +300,11 @@ func TestOutputLatencyObserve(t *testing.T) {
 	sampled := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab}, SpanID: trace.SpanID{0xcd}, TraceFlags: trace.FlagsSampled})
 	o.Observe(now, time.Time{}, now.Add(-7*time.Millisecond), sampled)
 
-	ev := histogram(t, reg, "streamprofile_event_latency_seconds", OutputTrigger)
+	ev := e2e(t, reg, StageEvent, OutputTrigger)
 	if ev.GetSampleCount() != 1 || math.Abs(ev.GetSampleSum()-1.5) > 1e-9 {
 		t.Errorf("event latency: count %d sum %v, want 1 and 1.5", ev.GetSampleCount(), ev.GetSampleSum())
 	}
-	in := histogram(t, reg, "streamprofile_ingest_latency_seconds", OutputTrigger)
+	in := e2e(t, reg, StageIngest, OutputTrigger)
 	if in.GetSampleCount() != 3 || math.Abs(in.GetSampleSum()-0.010) > 1e-9 {
 		t.Errorf("ingest latency: count %d sum %v, want 3 and 0.010 (negative clamped to 0)", in.GetSampleCount(), in.GetSampleSum())
 	}
@@ -348,7 +347,7 @@ func TestLatencyBucketsSpanMillisToSeconds(t *testing.T) {
 
 // TestBatchMetrics: a successful flush observes every event (profile) and
 // emitted record (its output) once, and the flush itself; a failed one
-// observes no latency and counts the failure.
+// observes nothing.
 func TestBatchMetrics(t *testing.T) {
 	m, reg := newMetrics(t)
 	b := NewBatch(nil, m)
@@ -365,43 +364,43 @@ func TestBatchMetrics(t *testing.T) {
 	b.EndFlush(f, 3, 9, 4*time.Millisecond, nil)
 
 	checks := []struct {
-		name, output string
-		count        uint64
-		sum          float64
+		name   string
+		labels []string
+		count  uint64
+		sum    float64
 	}{
-		{"streamprofile_ingest_latency_seconds", OutputProfile, 3, 0.006},
-		{"streamprofile_event_latency_seconds", OutputProfile, 3, 6},
-		{"streamprofile_ingest_latency_seconds", OutputTrigger, 1, 0.004},
-		{"streamprofile_event_latency_seconds", OutputTrigger, 1, 1},
-		{"streamprofile_ingest_latency_seconds", OutputDeadLetter, 1, 0.002},
-		{"streamprofile_redis_flush_users", "", 1, 3},
-		{"streamprofile_redis_flush_commands", "", 1, 9},
-		{"streamprofile_redis_flush_duration_seconds", "", 1, 0.004},
+		{"streamprofile_e2e_latency_seconds", []string{"stage", StageIngest, "output", OutputProfile}, 3, 0.006},
+		{"streamprofile_e2e_latency_seconds", []string{"stage", StageEvent, "output", OutputProfile}, 3, 6},
+		{"streamprofile_e2e_latency_seconds", []string{"stage", StageIngest, "output", OutputTrigger}, 1, 0.004},
+		{"streamprofile_e2e_latency_seconds", []string{"stage", StageEvent, "output", OutputTrigger}, 1, 1},
+		{"streamprofile_e2e_latency_seconds", []string{"stage", StageIngest, "output", OutputDeadLetter}, 1, 0.002},
+		{"streamprofile_redis_flush_users", nil, 1, 3},
+		{"streamprofile_redis_flush_seconds", nil, 1, 0.004},
 	}
 	for _, c := range checks {
-		h := histogram(t, reg, c.name, c.output)
+		h := histogram(t, reg, c.name, c.labels...)
 		if h.GetSampleCount() != c.count || math.Abs(h.GetSampleSum()-c.sum) > 1e-9 {
-			t.Errorf("%s{output=%q}: count %d sum %v, want %d %v", c.name, c.output, h.GetSampleCount(), h.GetSampleSum(), c.count, c.sum)
+			t.Errorf("%s%v: count %d sum %v, want %d %v", c.name, c.labels, h.GetSampleCount(), h.GetSampleSum(), c.count, c.sum)
 		}
 	}
-	if h := histogram(t, reg, "streamprofile_event_latency_seconds", OutputDeadLetter); h != nil && h.GetSampleCount() != 0 {
+	if h := e2e(t, reg, StageEvent, OutputDeadLetter); h != nil && h.GetSampleCount() != 0 {
 		t.Error("a dead letter without event time was observed in event_latency")
 	}
 
-	// A failed flush: nothing observed, failure counted, batch reset.
+	// A failed flush: nothing observed, batch reset.
 	b.Event(noopSpan, now, now)
 	b.Emit(ctx, &trig, OutputTrigger, now, now)
 	_, f = b.StartFlush(ctx)
 	b.EndFlush(f, 0, 0, 0, errors.New("redis down"))
-	if got := testutil.ToFloat64(m.flushErrors); got != 1 {
-		t.Errorf("flush errors = %v, want 1", got)
+	if h := histogram(t, reg, "streamprofile_redis_flush_seconds"); h.GetSampleCount() != 1 {
+		t.Errorf("a failed flush was observed: %d flushes", h.GetSampleCount())
 	}
-	if h := histogram(t, reg, "streamprofile_ingest_latency_seconds", OutputProfile); h.GetSampleCount() != 3 {
+	if h := e2e(t, reg, StageIngest, OutputProfile); h.GetSampleCount() != 3 {
 		t.Errorf("profile latency observed for a failed flush: count %d", h.GetSampleCount())
 	}
 	_, f = b.StartFlush(ctx)
 	b.EndFlush(f, 0, 0, 0, nil)
-	if h := histogram(t, reg, "streamprofile_ingest_latency_seconds", OutputTrigger); h.GetSampleCount() != 1 {
+	if h := e2e(t, reg, StageIngest, OutputTrigger); h.GetSampleCount() != 1 {
 		t.Errorf("a failed flush's records were observed by the next flush: count %d", h.GetSampleCount())
 	}
 }
@@ -410,28 +409,33 @@ func TestSegmentAndModelMetrics(t *testing.T) {
 	m, reg := newMetrics(t)
 	m.SetChampion("purchase_7d", 3, 0.7)
 	m.SetChampion("purchase_7d", 4, 0.75)
+	m.SetPrequentialAUC("purchase_7d", ModelChallenger, 0.78)
+	m.SetPrequentialAUC("purchase_7d", "network", 0.9) // not a contract value: ignored
+	m.SetPrequentialAUC("repeat_90d", ModelChallenger, 0.6)
+	m.SetPrequentialAUC("repeat_90d", ModelChallenger, math.NaN()) // one class only: series removed
 	m.SetSegmentMembers("vip", 10)
 	m.AddSegmentChanges("vip", ChangeEnter, 4)
 	m.AddSegmentChanges("vip", ChangeExit, 1)
 	m.AddSegmentChanges("vip", ChangeExit, 0)
 	m.AddTrainedExamples(-5) // ignored: counters only grow
 	want := `
-# HELP streamprofile_model_champion_version Version of the champion (serving) model per task.
+# HELP streamprofile_model_champion_version Version number of the model currently serving the task (the champion).
 # TYPE streamprofile_model_champion_version gauge
 streamprofile_model_champion_version{task="purchase_7d"} 4
-# HELP streamprofile_model_champion_auc Prequential (test-then-train) AUC of the champion model per task.
-# TYPE streamprofile_model_champion_auc gauge
-streamprofile_model_champion_auc{task="purchase_7d"} 0.75
+# HELP streamprofile_model_prequential_auc Prequential (test-then-train) AUC over the recent window, per task and model (champion, challenger).
+# TYPE streamprofile_model_prequential_auc gauge
+streamprofile_model_prequential_auc{model="challenger",task="purchase_7d"} 0.78
+streamprofile_model_prequential_auc{model="champion",task="purchase_7d"} 0.75
 # HELP streamprofile_segment_changes_total Segment membership changes; change is enter or exit.
 # TYPE streamprofile_segment_changes_total counter
 streamprofile_segment_changes_total{change="enter",segment="vip"} 4
 streamprofile_segment_changes_total{change="exit",segment="vip"} 1
-# HELP streamprofile_trainer_examples_total Examples the online trainer has trained on; rate() gives examples per second.
+# HELP streamprofile_trainer_examples_total Examples the online trainer has learned from; rate() gives examples per second.
 # TYPE streamprofile_trainer_examples_total counter
 streamprofile_trainer_examples_total 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "streamprofile_model_champion_version",
-		"streamprofile_model_champion_auc", "streamprofile_segment_changes_total", "streamprofile_trainer_examples_total"); err != nil {
+		"streamprofile_model_prequential_auc", "streamprofile_segment_changes_total", "streamprofile_trainer_examples_total"); err != nil {
 		t.Error(err)
 	}
 	m.DeleteSegment("vip")
