@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,13 +19,14 @@ import (
 // ScanUsers calls fn with every user id that has a state hash, on every
 // master of a Cluster. Order is unspecified.
 func ScanUsers(ctx context.Context, store *features.Store, fn func(user string) error) error {
-	prefix := store.Config().Prefix + ":{"
-	match := prefix + "*}:p"
+	match := store.Config().Prefix + ":{*}:p"
 	scan := func(ctx context.Context, c redis.Cmdable, fn func(string) error) error {
 		it := c.Scan(ctx, 0, match, 1000).Iterator()
 		for it.Next(ctx) {
-			k := it.Val()
-			u := strings.TrimSuffix(strings.TrimPrefix(k, prefix), "}:p")
+			u, ok := store.UserOfKey(it.Val())
+			if !ok {
+				continue // a key of another layout that the pattern also matches
+			}
 			if err := fn(u); err != nil {
 				return err
 			}

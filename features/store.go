@@ -72,7 +72,9 @@ var ErrFenced = errors.New("features: partition fenced by a newer writer")
 // deployment, Cluster included. Partition checkpoints (next offset to read
 // and watermark) live in `<prefix>:ckpt:{<group>}:<topic>:<partition>`. On a
 // standalone server the whole flush (every user script and the checkpoint)
-// runs in one MULTI/EXEC transaction.
+// runs in one MULTI/EXEC transaction; on a Cluster the checkpoint is written
+// after every user script of the flush has succeeded (see Write). User ids
+// appear in keys through HashTag.
 type Store struct {
 	rdb     redis.UniversalClient
 	cfg     StoreConfig
@@ -106,18 +108,82 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 func (s *Store) Config() StoreConfig { return s.cfg }
 
 // UserKey is the key of a user's state hash.
-func (s *Store) UserKey(user string) string { return s.cfg.Prefix + ":{" + user + "}:p" }
+func (s *Store) UserKey(user string) string { return s.cfg.Prefix + ":{" + HashTag(user) + "}:p" }
+
+// HashTag is a user id as it appears between the braces of the user's keys.
+// Redis Cluster hashes a key by the text between its first '{' and the first
+// '}' after it (the whole key when that text is empty), so an id that
+// contains '}' or is empty would scatter the user's keys over several slots
+// and make the write script fail with CROSSSLOT. Such ids are
+// percent-escaped ('%' → "%25", '}' → "%7D", "" → "%"), which keeps the
+// mapping one-to-one; ids without '%' and '}' (pseudonyms and ordinary ids)
+// are used as they are.
+func HashTag(user string) string {
+	if user == "" {
+		return "%"
+	}
+	if !strings.ContainsAny(user, "%}") {
+		return user
+	}
+	var b strings.Builder
+	b.Grow(len(user) + 8)
+	for i := 0; i < len(user); i++ {
+		switch c := user[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// UserOfKey returns the user id of a key made by UserKey, and false for any
+// other key.
+func (s *Store) UserOfKey(key string) (string, bool) {
+	tag, ok := strings.CutPrefix(key, s.cfg.Prefix+":{")
+	if !ok {
+		return "", false
+	}
+	if tag, ok = strings.CutSuffix(tag, "}:p"); !ok || tag == "" || strings.Contains(tag, "}") {
+		return "", false
+	}
+	if tag == "%" {
+		return "", true
+	}
+	if !strings.Contains(tag, "%") {
+		return tag, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(tag); i++ {
+		switch {
+		case tag[i] != '%':
+			b.WriteByte(tag[i])
+		case strings.HasPrefix(tag[i:], "%25"):
+			b.WriteByte('%')
+			i += 2
+		case strings.HasPrefix(tag[i:], "%7D"):
+			b.WriteByte('}')
+			i += 2
+		default:
+			return "", false
+		}
+	}
+	return b.String(), true
+}
 
 // ErasedKey is the key of a user's erasure marker. It lives in the user's
 // Cluster slot (so the write script can check it atomically) but names
 // neither the user nor anything derived from them except a one-way digest:
 // the marker outlives the profile it stops from being rebuilt.
 func (s *Store) ErasedKey(user string) string {
-	return s.cfg.Prefix + ":{" + SlotTag(user) + "}:erased:" + userDigest(user)
+	return s.cfg.Prefix + ":{" + SlotTag(HashTag(user)) + "}:erased:" + userDigest(user)
 }
 
 // AliasKey is the key naming the profile an anonymous id was merged into.
-func (s *Store) AliasKey(id string) string { return s.cfg.Prefix + ":{" + id + "}:alias" }
+func (s *Store) AliasKey(id string) string { return s.cfg.Prefix + ":{" + HashTag(id) + "}:alias" }
 
 // UserKeySuffixes lists the suffixes of every key a user can have besides
 // the erasure marker (`<prefix>:{<user>}:<suffix>`). Erasure deletes all of
@@ -125,7 +191,7 @@ func (s *Store) AliasKey(id string) string { return s.cfg.Prefix + ":{" + id + "
 func UserKeySuffixes() []string { return []string{"p", "alias", "seg", "scores", "timer"} }
 
 // UserKeyPrefix is the prefix every key of the user starts with.
-func (s *Store) UserKeyPrefix(user string) string { return s.cfg.Prefix + ":{" + user + "}:" }
+func (s *Store) UserKeyPrefix(user string) string { return s.cfg.Prefix + ":{" + HashTag(user) + "}:" }
 
 // CheckpointKey is the key of a partition's checkpoint.
 func (s *Store) CheckpointKey(topic string, partition int) string {
@@ -359,9 +425,10 @@ type Flush struct {
 	Checkpoint Checkpoint
 	// Aliases maps anonymous ids to the profile they were merged into.
 	Aliases map[string]string
-	// Extra adds further commands to the same pipeline (and, on a
-	// standalone server, the same transaction); they must only touch keys
-	// of users in Users or keys of the partition.
+	// Extra adds further commands to the users' pipeline (on a standalone
+	// server, the flush's transaction; on a Cluster, the round trip before
+	// the checkpoint's); they must only touch keys of users in Users or
+	// keys of the partition.
 	Extra func(p redis.Pipeliner)
 }
 
@@ -374,10 +441,16 @@ type FlushStats struct {
 	Erased []string
 }
 
-// Write performs the flush in one round trip: one MULTI/EXEC on a
-// standalone server, one pipeline on a Cluster (where every user's write is
-// still atomic with its own stamp). It returns ErrFenced when any write was
-// refused because a later writer got there first.
+// Write performs the flush. On a standalone server it is one round trip,
+// one MULTI/EXEC holding every user's script and the checkpoint. On a
+// Cluster the users' scripts (each atomic with its own stamp, in its user's
+// slot) go first, as one pipeline over the masters, and the checkpoint is
+// advanced in a second round trip only once every user write has succeeded:
+// the masters run a pipeline independently, so in one pipeline the
+// checkpoint could land while a user write on another master fails, and the
+// partition would resume past events that never reached that user. It
+// returns ErrFenced when any write was refused because a later writer got
+// there first (on a Cluster the checkpoint is then left as it is).
 func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 	start := time.Now()
 	stats := FlushStats{Users: len(f.Users)}
@@ -388,7 +461,7 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 	}
 	var userCmds []*redis.Cmd
 	var ckptCmd *redis.Cmd
-	fill := func(p redis.Pipeliner) error {
+	fillUsers := func(p redis.Pipeliner) error {
 		userCmds = userCmds[:0]
 		for _, u := range f.Users {
 			revive := "0"
@@ -407,6 +480,9 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 		if f.Extra != nil {
 			f.Extra(p)
 		}
+		return nil
+	}
+	fillCkpt := func(p redis.Pipeliner) error {
 		ckptCmd = s.ckpt.Eval(ctx, p, []string{s.CheckpointKey(f.Topic, f.Partition)}, f.Checkpoint.Next, f.Checkpoint.Watermark)
 		return nil
 	}
@@ -416,9 +492,21 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 	var cmds []redis.Cmder
 	var err error
 	if s.cluster {
-		cmds, err = s.rdb.Pipelined(ctx, fill)
+		cmds, err = s.rdb.Pipelined(ctx, fillUsers)
+		if err == nil && s.anyFenced(userCmds) {
+			stats.Commands, stats.Duration = len(cmds), time.Since(start)
+			return stats, ErrFenced
+		}
+		if err == nil {
+			var c []redis.Cmder
+			c, err = s.rdb.Pipelined(ctx, fillCkpt)
+			cmds = append(cmds, c...)
+		}
 	} else {
-		cmds, err = s.rdb.TxPipelined(ctx, fill)
+		cmds, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			_ = fillUsers(p)
+			return fillCkpt(p)
+		})
 	}
 	stats.Commands = len(cmds)
 	stats.Duration = time.Since(start)
@@ -441,4 +529,15 @@ func (s *Store) Write(ctx context.Context, f Flush) (FlushStats, error) {
 		return stats, ErrFenced
 	}
 	return stats, nil
+}
+
+// anyFenced reports whether a user write script refused its write because
+// a newer stamp is stored.
+func (s *Store) anyFenced(userCmds []*redis.Cmd) bool {
+	for _, c := range userCmds {
+		if n, err := c.Int64(); err == nil && n == 0 {
+			return true
+		}
+	}
+	return false
 }
