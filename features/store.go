@@ -107,6 +107,9 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // Config returns the effective configuration.
 func (s *Store) Config() StoreConfig { return s.cfg }
 
+// StateTTL is how long a user's state lives without a write (≤ 0: forever).
+func (s *Store) StateTTL() time.Duration { return s.cfg.TTL }
+
 // UserKey is the key of a user's state hash.
 func (s *Store) UserKey(user string) string { return s.cfg.Prefix + ":{" + HashTag(user) + "}:p" }
 

@@ -22,6 +22,14 @@ type StateStore interface {
 	Write(ctx context.Context, f features.Flush) (features.FlushStats, error)
 }
 
+// ExpiringStore is implemented by a StateStore whose user states expire
+// after StateTTL without a write (features.Store). The processor then
+// re-reads a cached user whose last write may have expired, instead of
+// resurrecting the expired profile from its cache.
+type ExpiringStore interface {
+	StateTTL() time.Duration // ≤ 0: states do not expire
+}
+
 // Sender writes messages and returns once they are acknowledged.
 type Sender interface {
 	Send(ctx context.Context, msgs ...kafka.Message) error
@@ -36,6 +44,9 @@ type entry struct {
 	erased   bool  // an erasure marker exists: events are not applied
 	erasedAt int64 // unix ms of the erasure
 	revive   bool  // a new consent after erasure: delete the marker on flush
+	// fresh is when the cached state may no longer match Redis (its key
+	// may have expired); zero: re-read before the next use unless dirty.
+	fresh time.Time
 }
 
 // processor owns one partition: its cache, watermark and pending flush.
@@ -245,6 +256,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	recs := make([]decoded, len(batch))
 	var missing, cached []string
 	seen := map[string]bool{}
+	now := time.Now()
 	for i := range batch {
 		d := &recs[i]
 		t.stats.Consumed.Add(1)
@@ -253,7 +265,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			continue
 		}
 		seen[d.user] = true
-		if _, ok := p.cache[d.user]; ok {
+		if e, ok := p.cache[d.user]; ok && (e.dirty || now.Before(e.fresh)) {
 			cached = append(cached, d.user)
 		} else {
 			missing = append(missing, d.user)
@@ -268,7 +280,9 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 		}
 		t.stats.RedisLoads.Add(1)
 		for i, u := range missing {
-			p.cache[u] = &entry{state: loaded[i].State, stamp: loaded[i].Stamp}
+			// A loaded state's remaining TTL is unknown: it is re-read
+			// before its next use unless written (or never expires).
+			p.cache[u] = &entry{state: loaded[i].State, stamp: loaded[i].Stamp, fresh: p.t.freshUntil(time.Time{})}
 		}
 		for u, e := range erased {
 			ent := p.cache[u]
@@ -518,6 +532,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 		Checkpoint: features.Checkpoint{Next: p.next, Watermark: p.wm.Current()},
 		Aliases:    p.aliases,
 	}
+	written := time.Now() // before the write: its TTL runs from later
 	st, err := t.store.Write(ctx, f)
 	if err != nil {
 		return err
@@ -526,6 +541,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 	for _, u := range p.dirtyList {
 		e := p.cache[u]
 		e.dirty, e.revive = false, false
+		e.fresh = t.freshUntil(written)
 	}
 	for _, u := range st.Erased {
 		// Erased while cached: forget the state.

@@ -131,6 +131,20 @@ type Topology struct {
 	decoder *stream.Decoder
 	stats   *Stats
 	stages  []Stage
+	ttl     time.Duration // of stored user states; ≤ 0: they do not expire
+}
+
+// freshUntil returns until when a cached state written at written (zero:
+// loaded, write time unknown) certainly still matches the store: a tenth of
+// the TTL early, for clock drift between the processor and Redis.
+func (t *Topology) freshUntil(written time.Time) time.Time {
+	switch {
+	case t.ttl <= 0:
+		return time.Unix(1<<62, 0)
+	case written.IsZero():
+		return time.Time{}
+	}
+	return written.Add(t.ttl - t.ttl/10)
 }
 
 // New returns the topology.
@@ -142,7 +156,12 @@ func New(cfg Config, store StateStore, sender Sender, stages ...Stage) (*Topolog
 		return nil, errors.New("pipeline: store and sender are required")
 	}
 	cfg = cfg.WithDefaults()
+	var ttl time.Duration
+	if es, ok := store.(ExpiringStore); ok {
+		ttl = es.StateTTL()
+	}
 	return &Topology{
+		ttl:     ttl,
 		cfg:     cfg,
 		store:   store,
 		sender:  sender,

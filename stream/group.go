@@ -39,7 +39,9 @@ type GroupConfig struct {
 	// the offsets stored with their state. Default 1s.
 	CommitInterval time.Duration
 	// RetryBackoff is the first delay before a failed partition processor
-	// is restarted from its checkpoint; it doubles up to 30s. Default 200ms.
+	// is restarted from its checkpoint; it doubles up to 30s while the
+	// restarts make no progress, and starts over after a run that flushed.
+	// Default 200ms.
 	RetryBackoff time.Duration
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger
@@ -281,9 +283,15 @@ func (g *Group) commitLoop(ctx context.Context, gen *kafka.Generation, feeds []*
 func (g *Group) runPartition(ctx context.Context, f *Feed) {
 	backoff := g.cfg.RetryBackoff
 	for ctx.Err() == nil {
+		before := f.committed.Load()
 		err := g.runOnce(ctx, f)
 		if err == nil || ctx.Err() != nil {
 			return
+		}
+		if f.committed.Load() != before {
+			// The run made progress before it failed: this is a new
+			// incident, not the next try of the last one.
+			backoff = g.cfg.RetryBackoff
 		}
 		g.log.Warn("partition processor failed; restarting from checkpoint", "partition", f.Partition.String(), "err", err, "backoff", backoff)
 		select {
