@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/stream"
 )
 
@@ -66,10 +68,15 @@ type processor struct {
 	dirtyList []string
 	aliases   map[string]string // anonymous id → user, written with the flush
 	stages    []PartitionStage
+	tr        *observability.Tracer
+	obs       *observability.Batch // spans and latencies of the pending flush
+	observed  bool                 // tracing or metrics on
+	recs      []decoded            // scratch of process
 }
 
 func newProcessor(t *Topology, p stream.Partition) *processor {
-	return &processor{t: t, part: p, cache: make(map[string]*entry), aliases: map[string]string{}, next: -1, flushed: -1}
+	return &processor{t: t, part: p, cache: make(map[string]*entry), aliases: map[string]string{}, next: -1, flushed: -1,
+		tr: t.cfg.Tracer, obs: observability.NewBatch(t.cfg.Tracer, t.cfg.Metrics), observed: t.cfg.Tracer.Enabled() || t.cfg.Metrics != nil}
 }
 
 // Resume loads the checkpoint and returns the offset to read from.
@@ -95,7 +102,12 @@ func (p *processor) Resume(ctx context.Context) (int64, error) {
 }
 
 // Run processes the partition until ctx is done.
-func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
+func (p *processor) Run(ctx context.Context, feed *stream.Feed) (err error) {
+	defer func() {
+		if err != nil {
+			p.obs.Discard(err) // the partition restarts from its checkpoint
+		}
+	}()
 	cfg := &p.t.cfg
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -159,6 +171,7 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 		if err := p.process(ctx, batch); err != nil {
 			return err
 		}
+		feed.Processed(&batch[len(batch)-1])
 		if p.pending >= cfg.FlushEvents {
 			if err := p.flush(ctx, feed); err != nil {
 				return err
@@ -184,6 +197,15 @@ type decoded struct {
 	merge stream.MergeRequest
 	user  string // the profile the record applies to (its key)
 	bad   *stream.DecodeError
+	ctx   context.Context // holds span
+	span  trace.Span      // the record's consume span
+}
+
+func (d *decoded) err() error {
+	if d.bad == nil {
+		return nil
+	}
+	return d.bad
 }
 
 // pseudo returns the stored id of a raw user or anonymous id.
@@ -253,14 +275,21 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	if !p.unflushed() {
 		p.firstPend = time.Now()
 	}
-	recs := make([]decoded, len(batch))
+	if cap(p.recs) < len(batch) {
+		p.recs = make([]decoded, len(batch))
+	}
+	recs := p.recs[:len(batch)]
+	defer clear(recs)
 	var missing, cached []string
 	seen := map[string]bool{}
 	now := time.Now()
 	for i := range batch {
 		d := &recs[i]
 		t.stats.Consumed.Add(1)
+		d.ctx, d.span = p.tr.StartConsume(ctx, &batch[i])
+		_, span := p.tr.Start(d.ctx, observability.SpanDecode)
 		p.classify(&batch[i], d)
+		observability.End(span, d.err())
 		if d.bad != nil || seen[d.user] {
 			continue
 		}
@@ -296,33 +325,55 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	p.tick++
 	for i := range recs {
 		d := &recs[i]
-		m := d.msg
-		p.next = m.Offset + 1
-		p.pending++
-		if d.bad != nil {
-			p.deadLetter(m, d.bad)
-			continue
+		n := len(p.outbox)
+		p.handle(d)
+		if p.observed {
+			p.traceOutputs(d, n)
 		}
-		t.stats.Valid.Add(1)
-		e := p.cache[d.user]
-		e.lastUse = p.tick
-		if m.Offset <= e.stamp {
-			// Already applied before a restart: the state in Redis
-			// includes it.
-			t.stats.Replayed.Add(1)
-			if d.kind != kindMerge {
-				p.wm.Observe(d.ev.TS.UnixMilli())
-			}
-			continue
-		}
-		switch d.kind {
-		case kindMerge:
-			p.applyMerge(d, e, m)
-		default:
-			p.applyEvent(d, e, m)
-		}
+		d.span.End()
 	}
 	return nil
+}
+
+// traceOutputs records the messages the record d caused (outbox[from:]):
+// their emit spans and trace headers, and their latencies once flushed.
+func (p *processor) traceOutputs(d *decoded, from int) {
+	for i := from; i < len(p.outbox); i++ {
+		p.obs.Emit(d.ctx, &p.outbox[i], p.t.output(&p.outbox[i]), d.ev.TS, d.msg.Time)
+	}
+}
+
+// handle applies one classified record.
+func (p *processor) handle(d *decoded) {
+	t := p.t
+	m := d.msg
+	p.next = m.Offset + 1
+	p.pending++
+	if d.bad != nil {
+		p.deadLetter(m, d.bad)
+		return
+	}
+	t.stats.Valid.Add(1)
+	e := p.cache[d.user]
+	e.lastUse = p.tick
+	if m.Offset <= e.stamp {
+		// Already applied before a restart: the state in Redis
+		// includes it.
+		t.stats.Replayed.Add(1)
+		if d.kind != kindMerge {
+			p.wm.Observe(d.ev.TS.UnixMilli())
+		}
+		return
+	}
+	switch d.kind {
+	case kindMerge:
+		p.applyMerge(d, e, m)
+	default:
+		p.applyEvent(d, e, m)
+	}
+	if e.stamp == m.Offset {
+		p.obs.Event(d.span, d.ev.TS, m.Time) // durable with the next flush
+	}
 }
 
 func (p *processor) deadLetter(m *kafka.Message, de *stream.DecodeError) {
@@ -357,7 +408,10 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 		e.erased, e.revive = false, true
 		e.state = features.State{}
 	}
-	if e.state.IsDuplicate(ev.EventID) {
+	_, span := p.tr.Start(d.ctx, observability.SpanDedupe)
+	dup := e.state.IsDuplicate(ev.EventID)
+	span.End()
+	if dup {
 		t.stats.Duplicates.Add(1)
 		return
 	}
@@ -381,7 +435,10 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 		p.identify(d, e, m, env)
 		return
 	}
-	switch e.state.Apply(ev, env) {
+	_, span = p.tr.Start(d.ctx, observability.SpanFeatureUpdate)
+	res := e.state.Apply(ev, env)
+	span.End()
+	switch res {
 	case features.Duplicate:
 		t.stats.Duplicates.Add(1)
 		return
@@ -395,9 +452,11 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 	if e.state.ProfilingOff {
 		return // consent withdrawn: nothing derived leaves the processor
 	}
+	_, span = p.tr.Start(d.ctx, observability.SpanScore)
 	for _, s := range p.stages {
 		p.outbox = s.Event(&StageEvent{Msg: m, Event: ev, User: d.user, State: &e.state, Watermark: env.Watermark}, p.outbox)
 	}
+	span.End()
 }
 
 // routeHeaders marks a record keyed by a pseudonym and routes it to the
@@ -502,12 +561,15 @@ func (p *processor) unflushed() bool {
 // flush makes everything processed so far durable: emitted messages first
 // (acknowledged by Kafka), then user states with the checkpoint in one
 // Redis round trip.
-func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
+func (p *processor) flush(ctx context.Context, feed *stream.Feed) (err error) {
 	t := p.t
 	if p.next < 0 || (p.next == p.flushed && p.pending == 0 && len(p.outbox) == 0 && len(p.dirtyList) == 0) {
 		p.pending = 0
 		return nil
 	}
+	ctx, span := p.obs.StartFlush(ctx) // linked to every event it makes durable
+	var st features.FlushStats
+	defer func() { p.obs.EndFlush(span, st.Users, st.Commands, st.Duration, err) }()
 	if len(p.outbox) > 0 {
 		if err := t.sender.Send(ctx, p.outbox...); err != nil {
 			return err
@@ -533,7 +595,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 		Aliases:    p.aliases,
 	}
 	written := time.Now() // before the write: its TTL runs from later
-	st, err := t.store.Write(ctx, f)
+	st, err = t.store.Write(ctx, f)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,18 @@ type SnapshotStage struct {
 	Headers func(e *StageEvent) []kafka.Header
 }
 
+// OutputSnapshot names snapshot records in traces and latency metrics.
+const OutputSnapshot = "snapshot"
+
+// Outputs implements StageOutputs.
+func (s *SnapshotStage) Outputs() map[string]string {
+	topic := s.Topic
+	if topic == "" {
+		topic = DefaultSnapshotTopic
+	}
+	return map[string]string{topic: OutputSnapshot}
+}
+
 // Partition implements Stage.
 func (s *SnapshotStage) Partition(ctx context.Context, p stream.Partition) (PartitionStage, error) {
 	topic := s.Topic

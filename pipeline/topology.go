@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/stream"
 )
 
@@ -47,6 +49,14 @@ type Config struct {
 	// addresses) from events before they are used, and from dead-lettered
 	// bytes. Default none.
 	Masker Masker `yaml:"-"`
+	// Tracer traces every record (consume span, steps, emit spans whose
+	// context goes into every record produced, redis_flush spans). Default
+	// nil: tracing off, at no cost.
+	Tracer *observability.Tracer `yaml:"-"`
+	// Metrics receives the end-to-end latencies and flush sizes. Default
+	// nil: none. The counters of Stats are exported by the caller
+	// (observability.Metrics.RegisterPipeline).
+	Metrics *observability.Metrics `yaml:"-"`
 }
 
 // Pseudonymizer maps a raw id to its stored pseudonym (privacy.Pseudonymizer).
@@ -114,6 +124,14 @@ type StageEvent struct {
 	Watermark int64
 }
 
+// StageOutputs is implemented by a Stage whose records should be named in
+// traces and latency metrics (observability.Output*, e.g. "trigger"): it
+// maps each topic the stage writes to its output name. Records of other
+// topics are named after their topic.
+type StageOutputs interface {
+	Outputs() map[string]string
+}
+
 // PartitionStage sees every applied event of its partition in offset order,
 // on the processor's goroutine. Messages it appends to out are sent, and
 // acknowledged, before the flush that covers the event is written.
@@ -131,7 +149,8 @@ type Topology struct {
 	decoder *stream.Decoder
 	stats   *Stats
 	stages  []Stage
-	ttl     time.Duration // of stored user states; ≤ 0: they do not expire
+	outputs map[string]string // topic → output name of emitted records
+	ttl     time.Duration     // of stored user states; ≤ 0: they do not expire
 }
 
 // freshUntil returns until when a cached state written at written (zero:
@@ -160,7 +179,14 @@ func New(cfg Config, store StateStore, sender Sender, stages ...Stage) (*Topolog
 	if es, ok := store.(ExpiringStore); ok {
 		ttl = es.StateTTL()
 	}
+	outputs := map[string]string{cfg.DLQTopic: observability.OutputDeadLetter, cfg.Topic: OutputInternal}
+	for _, s := range stages {
+		if so, ok := s.(StageOutputs); ok {
+			maps.Copy(outputs, so.Outputs())
+		}
+	}
 	return &Topology{
+		outputs: outputs,
 		ttl:     ttl,
 		cfg:     cfg,
 		store:   store,
@@ -169,6 +195,19 @@ func New(cfg Config, store StateStore, sender Sender, stages ...Stage) (*Topolog
 		stats:   newStats(),
 		stages:  stages,
 	}, nil
+}
+
+// OutputInternal names, in traces and latency metrics, the records the
+// topology writes back to its own topic: forwarded identify and anonymous
+// events, and profile merge records.
+const OutputInternal = "internal"
+
+// output names the kind of an emitted record.
+func (t *Topology) output(m *kafka.Message) string {
+	if name, ok := t.outputs[m.Topic]; ok {
+		return name
+	}
+	return m.Topic
 }
 
 // Config returns the effective configuration.

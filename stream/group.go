@@ -121,8 +121,8 @@ type Feed struct {
 	Partition Partition
 	msgs      <-chan kafka.Message
 	errs      <-chan error
-	reader    *kafka.Reader
 	committed atomic.Int64
+	lag       atomic.Int64
 }
 
 // Messages is the bounded queue of fetched messages, in offset order.
@@ -134,14 +134,18 @@ func (f *Feed) Errors() <-chan error { return f.errs }
 // Committed records that every offset below next is durably processed.
 func (f *Feed) Committed(next int64) { f.committed.Store(next) }
 
-// Lag is the partition's high watermark minus the reader's position, as
-// last seen by the fetcher (-1 unknown).
-func (f *Feed) Lag() int64 {
-	if f.reader == nil {
-		return -1
-	}
-	return f.reader.Stats().Lag
+// Processed records that the processor has processed m, the newest record
+// of its latest batch: the partition's lag becomes m's high watermark (as
+// fetched with it) minus the offset after m. Call it once per batch; it
+// is one atomic store.
+func (f *Feed) Processed(m *kafka.Message) {
+	f.lag.Store(max(0, m.HighWaterMark-m.Offset-1))
 }
+
+// Lag is the partition's high watermark minus the next offset to process:
+// as of the processor's latest batch (Processed), or before the first one
+// as read from the broker when the partition was assigned; -1 unknown.
+func (f *Feed) Lag() int64 { return f.lag.Load() }
 
 // Group runs a consumer group with one processor goroutine per assigned
 // partition.
@@ -151,7 +155,8 @@ type Group struct {
 	log     *slog.Logger
 
 	mu       sync.Mutex
-	assigned map[int]*Feed
+	assigned map[int]*Feed // the current generation's partitions
+	joined   bool
 }
 
 // NewGroup returns a group that creates processors with factory.
@@ -166,8 +171,17 @@ func NewGroup(cfg GroupConfig, factory ProcessorFactory) (*Group, error) {
 	return &Group{cfg: cfg, factory: factory, log: cfg.Logger, assigned: map[int]*Feed{}}, nil
 }
 
-// Assigned returns the partitions this member currently processes and
-// their lag.
+// Joined reports whether the member has joined the group at least once
+// (and so knows its assignment, which may be empty).
+func (g *Group) Joined() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.joined
+}
+
+// Assigned returns the partitions of this member's current generation and
+// their lag (Feed.Lag: -1 while unknown). A partition whose processor is
+// restarting after a failure stays listed with its last lag.
 func (g *Group) Assigned() map[int]int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -198,6 +212,11 @@ func (g *Group) Run(ctx context.Context) error {
 		return fmt.Errorf("stream: consumer group: %w", err)
 	}
 	defer cg.Close()
+	defer func() {
+		g.mu.Lock()
+		clear(g.assigned)
+		g.mu.Unlock()
+	}()
 	for {
 		gen, err := cg.Next(ctx)
 		if err != nil {
@@ -222,10 +241,18 @@ func (g *Group) Run(ctx context.Context) error {
 		}
 		g.log.Info("partitions assigned", "generation", gen.ID, "partitions", ids)
 		feeds := make([]*Feed, len(parts))
+		g.mu.Lock()
+		clear(g.assigned)
 		for i, pa := range parts {
 			f := &Feed{Partition: Partition{Topic: g.cfg.Topic, ID: pa.ID}}
 			f.committed.Store(-1)
+			f.lag.Store(-1)
 			feeds[i] = f
+			g.assigned[pa.ID] = f
+		}
+		g.joined = true
+		g.mu.Unlock()
+		for _, f := range feeds {
 			gen.Start(func(gctx context.Context) { g.runPartition(mergeDone(ctx, gctx), f) })
 		}
 		gen.Start(func(gctx context.Context) { g.commitLoop(mergeDone(ctx, gctx), gen, feeds) })
@@ -333,6 +360,11 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 	go func() {
 		defer wg.Done()
 		defer close(msgs)
+		// The lag until the processor reports its first batch (an idle
+		// partition may never have one).
+		if lag, err := r.ReadLag(fctx); err == nil {
+			f.lag.CompareAndSwap(-1, lag)
+		}
 		for {
 			m, err := r.FetchMessage(fctx)
 			if err != nil {
@@ -348,15 +380,7 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 			}
 		}
 	}()
-	f.msgs, f.errs, f.reader = msgs, errs, r
-	g.mu.Lock()
-	g.assigned[f.Partition.ID] = f
-	g.mu.Unlock()
-	defer func() {
-		g.mu.Lock()
-		delete(g.assigned, f.Partition.ID)
-		g.mu.Unlock()
-	}()
+	f.msgs, f.errs = msgs, errs
 	err = proc.Run(ctx, f)
 	stopFetch()
 	wg.Wait()
