@@ -1,6 +1,12 @@
 // Package progress reports how far a long command (replay, demo, bench) has
 // got: a progress bar with rate and ETA when stderr is a terminal, plain
 // periodic lines otherwise.
+//
+// A command counts work with Add (increments) or Set (a running total, as
+// stream.ReplayConfig.Progress reports it), prints its own remarks with
+// Logf (above the bar, which is redrawn), and ends with Done. A bench phase
+// is one Reporter: New("pipeline", events, Options{Unit: "ev"}), then Set
+// as the consumer advances, Done when the phase ends.
 package progress
 
 import (
@@ -19,6 +25,7 @@ type Reporter struct {
 	bar      *progressbar.ProgressBar
 	w        io.Writer
 	desc     string
+	unit     string
 	total    int64
 	done     int64
 	start    time.Time
@@ -36,6 +43,8 @@ type Options struct {
 	Terminal *bool
 	// Interval between plain lines. Default 2s.
 	Interval time.Duration
+	// Unit names what is counted, in rates ("ev/s"). Default "ev".
+	Unit string
 }
 
 // New returns a reporter for total units (≤ 0: unknown) labelled desc.
@@ -46,11 +55,14 @@ func New(desc string, total int64, o Options) *Reporter {
 	if o.Interval <= 0 {
 		o.Interval = 2 * time.Second
 	}
+	if o.Unit == "" {
+		o.Unit = "ev"
+	}
 	term := isTerminal(o.Out)
 	if o.Terminal != nil {
 		term = *o.Terminal
 	}
-	r := &Reporter{w: o.Out, desc: desc, total: total, start: time.Now(), interval: o.Interval}
+	r := &Reporter{w: o.Out, desc: desc, unit: o.Unit, total: total, start: time.Now(), interval: o.Interval}
 	r.last = r.start
 	if term {
 		max := total
@@ -62,7 +74,7 @@ func New(desc string, total int64, o Options) *Reporter {
 			progressbar.OptionSetDescription(desc),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("ev"),
+			progressbar.OptionSetItsString(o.Unit),
 			progressbar.OptionSetPredictTime(true),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
@@ -78,6 +90,31 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Set records that done units are done in all (a running total; it
+// never goes back).
+func (r *Reporter) Set(done int64) {
+	r.mu.Lock()
+	n := done - r.done
+	r.mu.Unlock()
+	if n > 0 {
+		r.Add(n)
+	}
+}
+
+// Logf prints one line (a newline is added), above the bar in bar mode.
+func (r *Reporter) Logf(format string, a ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.bar != nil && !r.finished {
+		_ = r.bar.Clear()
+		fmt.Fprintf(r.w, format+"\n", a...)
+		_ = r.bar.RenderBlank()
+		_ = r.bar.Set64(r.done)
+		return
+	}
+	fmt.Fprintf(r.w, format+"\n", a...)
 }
 
 // Add records n more units done.
@@ -106,10 +143,10 @@ func (r *Reporter) line(now time.Time) {
 		if rate > 0 {
 			eta = (time.Duration(float64(r.total-r.done)/rate) * time.Second / time.Second).Round(time.Second).String()
 		}
-		fmt.Fprintf(r.w, "%s: %d/%d (%.0f%%) %.0f/s eta %s\n", r.desc, r.done, r.total, 100*float64(r.done)/float64(r.total), rate, eta)
+		fmt.Fprintf(r.w, "%s: %d/%d (%.0f%%) %.0f %s/s eta %s\n", r.desc, r.done, r.total, 100*float64(r.done)/float64(r.total), rate, r.unit, eta)
 		return
 	}
-	fmt.Fprintf(r.w, "%s: %d %.0f/s\n", r.desc, r.done, rate)
+	fmt.Fprintf(r.w, "%s: %d %.0f %s/s\n", r.desc, r.done, rate, r.unit)
 }
 
 // Done finishes the report with a summary line. It is idempotent.
@@ -128,5 +165,5 @@ func (r *Reporter) Done() {
 	if el > 0 {
 		rate = float64(r.done) / el.Seconds()
 	}
-	fmt.Fprintf(r.w, "%s: %d done in %s (%.0f/s)\n", r.desc, r.done, el.Round(time.Millisecond), rate)
+	fmt.Fprintf(r.w, "%s: %d done in %s (%.0f %s/s)\n", r.desc, r.done, el.Round(time.Millisecond), rate, r.unit)
 }

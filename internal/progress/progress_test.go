@@ -35,3 +35,27 @@ func TestBarWhenTerminal(t *testing.T) {
 		t.Fatalf("missing summary: %q", buf.String())
 	}
 }
+
+// TestSetUnitAndLogf: Set takes running totals (never going back), the
+// unit names the rate, and Logf lines appear in both modes.
+func TestSetUnitAndLogf(t *testing.T) {
+	for _, term := range []bool{false, true} {
+		var buf bytes.Buffer
+		r := New("pipeline", 1000, Options{Out: &buf, Terminal: &term, Interval: time.Nanosecond, Unit: "rec"})
+		r.Set(400)
+		r.Set(300) // stale total: ignored
+		r.Logf("phase %d: %s", 2, "warm-up")
+		r.Set(1000)
+		r.Done()
+		out := buf.String()
+		if !strings.Contains(out, "phase 2: warm-up\n") {
+			t.Errorf("terminal %v: Logf line missing in %q", term, out)
+		}
+		if !strings.Contains(out, "pipeline: 1000 done in") || !strings.Contains(out, "rec/s)") {
+			t.Errorf("terminal %v: summary with unit missing in %q", term, out)
+		}
+		if !term && !strings.Contains(out, "pipeline: 400/1000 (40%)") {
+			t.Errorf("plain mode: no line for the first total in %q", out)
+		}
+	}
+}
