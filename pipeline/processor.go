@@ -109,12 +109,23 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) (err error) {
 		}
 	}()
 	cfg := &p.t.cfg
+	// The step under way and the final flush outlive the end of the
+	// generation (gen), within ShutdownTimeout: a partition is handed over
+	// flushed, not left to its next owner to redo (which would also repeat
+	// its emitted records). Redis and Kafka timeouts bound each step.
+	gen := ctx
+	ctx, stopWork := context.WithCancel(context.WithoutCancel(gen))
+	defer stopWork()
+	defer context.AfterFunc(gen, func() { time.AfterFunc(cfg.ShutdownTimeout, stopWork) })()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 	batch := make([]kafka.Message, 0, cfg.MaxBatch)
 	msgs := feed.Messages()
 	for {
+		if gen.Err() != nil {
+			return p.flush(ctx, feed)
+		}
 		batch = batch[:0]
 		var deadline <-chan time.Time
 		if p.unflushed() {
@@ -129,13 +140,8 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) (err error) {
 			deadline = timer.C
 		}
 		select {
-		case <-ctx.Done():
-			// Flush with a fresh bounded context: the work is done and
-			// only needs to be made durable.
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-			err := p.flush(fctx, feed)
-			cancel()
-			return err
+		case <-gen.Done():
+			return p.flush(ctx, feed)
 		case err := <-feed.Errors():
 			return err
 		case <-deadline:

@@ -34,7 +34,8 @@ type Config struct {
 	MaxBatch int `yaml:"max_batch"`
 	// CacheUsers bounds the users cached per partition. Default 100000.
 	CacheUsers int `yaml:"cache_users"`
-	// ShutdownTimeout bounds the final flush on shutdown. Default 10s.
+	// ShutdownTimeout bounds the step under way and the final flush when a
+	// partition is revoked or the process stops. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// Limits bound valid events; see stream.Limits for defaults.
 	Limits stream.Limits `yaml:"limits"`
