@@ -14,6 +14,7 @@ import (
 	"github.com/streamprofile/streamprofile/api"
 	"github.com/streamprofile/streamprofile/app"
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/trainer"
 	"github.com/streamprofile/streamprofile/stream"
 	"github.com/streamprofile/streamprofile/stream/source"
 )
@@ -213,5 +214,62 @@ func TestEraseThroughTheAPIRemovesEverything(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// The trainer follows profile-erasures: after an erasure it holds no
+// pending example of the user, and the receipt completes only once it has
+// acknowledged.
+func TestErasureReachesTheTrainer(t *testing.T) {
+	e := newEnv(t, 2)
+	recs := sampleRecords(t)[:4000]
+	opts := e.rdb.Options()
+	tcfg := app.TrainerConfig{
+		Brokers: e.brokers, Topic: e.topic + ".examples", Group: "trainer-" + e.topic, CreateTopics: true, Partitions: 2,
+		Registry: app.RegistryConfig{Redis: app.RedisConfig{Addr: opts.Addr, DB: opts.DB}, Topic: "-"},
+		Trainer: trainer.Config{PurchaseHorizon: 24 * time.Hour, RepeatHorizon: 48 * time.Hour, AllowedLateness: time.Minute},
+		Prefix:  e.prefix,
+	}
+	tr, err := app.NewTrainer(tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; tr.Close() })
+
+	e.startIngester(t)
+	publish(t, e.brokers, e.topic, recs)
+	e.waitCaughtUp(t, 2*time.Minute)
+	user := recs[len(recs)-1].Event.UserID
+	deadline := time.Now().Add(time.Minute)
+	for tr.Learner().Holds(user) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the trainer never held an example of %s", user)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c := e.newServe(t, []string{"trainer"})
+	var rec api.Receipt
+	if code := c.do("DELETE", "/v1/profiles/"+user, &rec); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d", code)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		var st api.Receipt
+		if code := c.do("GET", "/v1/erasures/"+rec.Receipt, &st); code != 200 {
+			t.Fatalf("receipt: %d", code)
+		}
+		if st.Status == api.ErasureCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("receipt not completed: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := tr.Learner().Holds(user); n != 0 {
+		t.Fatalf("after erasure the trainer still holds %d examples of the user", n)
 	}
 }

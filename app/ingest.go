@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/pipeline"
 	"github.com/streamprofile/streamprofile/privacy"
 	"github.com/streamprofile/streamprofile/stream"
@@ -80,6 +81,9 @@ type IngestConfig struct {
 	// KeepPII disables masking of e-mail addresses, phone numbers and IP
 	// addresses in events. Default false (masking on).
 	KeepPII bool `yaml:"keep_pii"`
+	// Telemetry traces the records and receives the metrics and the
+	// readiness checks (caught up, Redis reachable). Default: off.
+	Telemetry Telemetry `yaml:"-"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -157,6 +161,8 @@ func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) 
 		cfg.Pipeline.Pseudonyms = ps
 	}
 	cfg.Pipeline.Masker = masker
+	cfg.Pipeline.Tracer = cfg.Telemetry.Tracer(cfg.Group)
+	cfg.Pipeline.Metrics = cfg.Telemetry.Admin.Metrics()
 	rdb := NewRedis(cfg.Redis)
 	store, err := features.NewStore(rdb, cfg.Store)
 	if err != nil {
@@ -184,12 +190,36 @@ func NewIngester(cfg IngestConfig, stages ...pipeline.Stage) (*Ingester, error) 
 		Brokers: cfg.Brokers, GroupID: cfg.Group, Topic: topo.Config().Topic, Logger: cfg.Logger,
 		SessionTimeout: cfg.SessionTimeout,
 	}, topo.Factory())
+	if err == nil {
+		err = instrumentIngest(cfg.Telemetry.Admin, topo, group, rdb)
+	}
 	if err != nil {
 		rdb.Close()
 		producer.Close()
 		return nil, err
 	}
 	return &Ingester{cfg: cfg, rdb: rdb, store: store, producer: producer, topo: topo, group: group}, nil
+}
+
+// instrumentIngest exports the topology's counters and the group's lag to
+// a's metrics and adds the ingest role's readiness checks.
+func instrumentIngest(a *Admin, topo *pipeline.Topology, group *stream.Group, rdb redis.UniversalClient) error {
+	if a == nil {
+		return nil
+	}
+	st, topic := topo.Stats(), topo.Config().Topic
+	if err := a.Metrics().RegisterPipeline(observability.PipelineCounters{
+		Topic: topic, Consumed: st.Consumed.Load, Valid: st.Valid.Load, Applied: st.Applied.Load,
+		Duplicates: st.Duplicates.Load, DeadLetterByReason: observability.StringKeys(st.DeadLetterByReason),
+	}); err != nil {
+		return fmt.Errorf("ingest: metrics: %w", err)
+	}
+	if err := a.Metrics().RegisterLag(topic, group.Assigned); err != nil {
+		return fmt.Errorf("ingest: metrics: %w", err)
+	}
+	a.AddCheck(GroupCaughtUp(group, a.Config().MaxLag))
+	a.AddCheck(RedisReachable(rdb))
+	return nil
 }
 
 // Store returns the feature store.

@@ -7,6 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamprofile/streamprofile/features"
+
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/model/trainer"
 	"github.com/streamprofile/streamprofile/pipeline"
@@ -113,6 +118,12 @@ type TrainerConfig struct {
 	Trainer trainer.Config `yaml:"trainer"`
 	// ShutdownTimeout bounds the final checkpoint. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// Profiles is the profile store's Redis, where erasure receipts are
+	// acknowledged; the trainer follows profile-erasures and forgets the
+	// examples it holds for erased users. Default Registry.Redis.
+	Profiles *RedisConfig `yaml:"profiles"`
+	// Prefix of the profile store's keys. Default "sp".
+	Prefix string `yaml:"prefix"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -133,6 +144,9 @@ type Trainer struct {
 	closer interface{ Close() error }
 	tr     *trainer.Trainer
 	group  *stream.Group
+
+	profiles redis.UniversalClient
+	erasures *ErasureFollower
 }
 
 // NewTrainer connects the train role.
@@ -184,7 +198,29 @@ func NewTrainer(cfg TrainerConfig) (*Trainer, error) {
 		closer.Close()
 		return nil, err
 	}
-	return &Trainer{cfg: cfg, reg: reg, closer: closer, tr: tr, group: group}, nil
+	t := &Trainer{cfg: cfg, reg: reg, closer: closer, tr: tr, group: group}
+	pcfg := cfg.Registry.Redis
+	if cfg.Profiles != nil {
+		pcfg = *cfg.Profiles
+	}
+	t.profiles = NewRedis(pcfg)
+	store, err := features.NewStore(t.profiles, features.StoreConfig{Prefix: cfg.Prefix})
+	if err != nil {
+		t.profiles.Close()
+		tr.Close()
+		closer.Close()
+		return nil, err
+	}
+	t.erasures = &ErasureFollower{Brokers: cfg.Brokers, Step: "trainer", Instance: cfg.Group, Store: store, Logger: cfg.Logger,
+		Forget: func(ctx context.Context, rec features.ErasureRecord) error {
+			n := tr.Forget(rec.User)
+			for _, l := range rec.Linked {
+				n += tr.Forget(l)
+			}
+			cfg.Logger.Info("erasure: trainer dropped the user's examples", "receipt", rec.Receipt, "examples", n)
+			return nil
+		}}
+	return t, nil
 }
 
 // Registry returns the model registry.
@@ -218,7 +254,15 @@ func (t *Trainer) Run(ctx context.Context) error {
 	if err := t.tr.Restore(ctx); err != nil {
 		return fmt.Errorf("train: restore: %w", err)
 	}
-	runErr := t.group.Run(ctx)
+	if t.cfg.CreateTopics {
+		if err := stream.EnsureTopics(ctx, t.cfg.Brokers, stream.TopicSpec{Name: features.ErasureTopic, Partitions: 1, Compacted: true}); err != nil {
+			return err
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return t.erasures.Run(gctx) })
+	g.Go(func() error { return t.group.Run(gctx) })
+	runErr := g.Wait()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.ShutdownTimeout)
 	defer cancel()
 	_, cpErr := t.tr.Checkpoint(fctx)
@@ -227,5 +271,5 @@ func (t *Trainer) Run(ctx context.Context) error {
 
 // Close releases the network and connections. Call after Run returns.
 func (t *Trainer) Close() error {
-	return errors.Join(t.tr.Close(), t.closer.Close())
+	return errors.Join(t.tr.Close(), t.closer.Close(), t.profiles.Close())
 }

@@ -894,3 +894,55 @@ func (c *core) sortedParts() []int {
 	sort.Ints(ids)
 	return ids
 }
+
+// forget drops everything held about user: its pending examples (their
+// labels are marked dropped, so they are neither evaluated nor learnt),
+// its matured examples not yet trained on, and its BG/NBD customer
+// summary. It returns how many examples were dropped.
+func (c *core) forget(user string) int {
+	n := 0
+	for _, p := range c.users[user] {
+		for t := range numTasks {
+			if p.open&(1<<t) != 0 {
+				p.open &^= 1 << t
+				p.label[t] = labelDropped
+				c.open--
+				n++
+				c.drainEval(t)
+			}
+		}
+		p.ex = nn.Example{}
+	}
+	delete(c.users, user)
+	kept := c.ready[:0]
+	for _, r := range c.ready {
+		if r.p.user == user {
+			n++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(c.ready[len(kept):])
+	c.ready = kept
+	if c.bg != nil {
+		delete(c.bg.customers, user)
+	}
+	return n
+}
+
+// Pending reports how many examples the trainer holds for user, pending
+// or matured but not yet learnt.
+func (c *core) pendingFor(user string) int {
+	n := 0
+	for _, p := range c.users[user] {
+		if p.open != 0 {
+			n++
+		}
+	}
+	for _, r := range c.ready {
+		if r.p.user == user {
+			n++
+		}
+	}
+	return n
+}

@@ -335,3 +335,20 @@ func (t *Trainer) Stats() Stats {
 	}
 	return s
 }
+
+// Forget drops every example and summary the trainer holds for user (an
+// erased or de-consented profile) and returns how many examples it
+// dropped. Weights already trained keep what they learnt; see doc.go.
+func (t *Trainer) Forget(user string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.c.forget(user)
+}
+
+// Holds reports how many examples (pending, or matured and not yet
+// learnt) the trainer holds for user.
+func (t *Trainer) Holds(user string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.c.pendingFor(user)
+}

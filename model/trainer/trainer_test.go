@@ -2,6 +2,7 @@ package trainer
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -240,3 +241,25 @@ func TestBoundedPendingAndDedupe(t *testing.T) {
 
 var _ = registry.StatusCandidate
 var _ = math.NaN
+
+func TestForgetDropsAUsersExamples(t *testing.T) {
+	tr := newTrainer(t, Config{}, newRegistry(t))
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	for i, u := range []string{"keep", "erase", "erase", "keep"} {
+		s := features.Snapshot{Version: features.SnapshotVersion, ID: fmt.Sprint("e", i), User: u, TS: base.Add(time.Duration(i) * time.Second),
+			Type: "view", Features: map[string]float64{"views_total": float64(i + 1)}}
+		if err := tr.ProcessSnapshot(ctx, 0, int64(i), &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr.Holds("erase") != 2 || tr.Holds("keep") != 2 {
+		t.Fatalf("before: erase %d keep %d", tr.Holds("erase"), tr.Holds("keep"))
+	}
+	if n := tr.Forget("erase"); n != 2 {
+		t.Fatalf("Forget dropped %d, want 2", n)
+	}
+	if tr.Holds("erase") != 0 || tr.Holds("keep") != 2 {
+		t.Fatalf("after: erase %d keep %d", tr.Holds("erase"), tr.Holds("keep"))
+	}
+}
