@@ -227,8 +227,8 @@ func TestErasureReachesTheTrainer(t *testing.T) {
 	tcfg := app.TrainerConfig{
 		Brokers: e.brokers, Topic: e.topic + ".examples", Group: "trainer-" + e.topic, CreateTopics: true, Partitions: 2,
 		Registry: app.RegistryConfig{Redis: app.RedisConfig{Addr: opts.Addr, DB: opts.DB}, Topic: "-"},
-		Trainer: trainer.Config{PurchaseHorizon: 24 * time.Hour, RepeatHorizon: 48 * time.Hour, AllowedLateness: time.Minute},
-		Prefix:  e.prefix,
+		Trainer:  trainer.Config{PurchaseHorizon: 24 * time.Hour, RepeatHorizon: 48 * time.Hour, AllowedLateness: time.Minute},
+		Prefix:   e.prefix,
 	}
 	tr, err := app.NewTrainer(tcfg)
 	if err != nil {
