@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/streamprofile/streamprofile/app"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/features/featurestest"
@@ -163,23 +165,43 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 	for i := range reached {
 		reached[i] = make(chan struct{})
 	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	pubErr := make(chan error, 1)
 	go func() {
 		for i := 0; i < chunks; i++ {
-			publish(t, brokers, topic, recs[min(i*size, len(recs)):min((i+1)*size, len(recs))])
+			var msgs []kafka.Message
+			for _, r := range recs[min(i*size, len(recs)):min((i+1)*size, len(recs))] {
+				msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(r.Event.ProfileKey()), Value: r.Value})
+			}
+			if err := prod.Send(context.Background(), msgs...); err != nil {
+				pubErr <- err
+				return
+			}
 			close(reached[i+1])
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
+	wait := func(chunk int) {
+		select {
+		case <-reached[chunk]:
+		case err := <-pubErr:
+			t.Fatalf("publishing: %v", err)
+		}
+	}
 	stopA := start("A")
-	<-reached[15]
+	wait(15)
 	stopB := start("B")
-	<-reached[35]
+	wait(35)
 	stopC := start("C")
-	<-reached[60]
+	wait(60)
 	stopA()
-	<-reached[80]
+	wait(80)
 	stopB()
-	<-reached[chunks]
+	wait(chunks)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := app.WaitCaughtUp(ctx, brokers, topic, store, 50*time.Millisecond); err != nil {
