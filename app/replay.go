@@ -8,7 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/streamprofile/streamprofile/internal/progress"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/stream"
 	"github.com/streamprofile/streamprofile/stream/source"
 )
@@ -36,6 +41,11 @@ type ReplayConfig struct {
 	Partitions int
 	// Progress receives progress output. Default os.Stderr.
 	Progress io.Writer
+	// Tracing, when set, starts a trace per record: a producer span
+	// "send <topic>" (recorded when the sampler samples it) whose context
+	// goes into the record's headers, so the trace runs from the replayed
+	// click through ingest to what it causes. Default nil: no headers.
+	Tracing trace.TracerProvider
 }
 
 // RunReplay publishes a dataset to Kafka.
@@ -86,8 +96,38 @@ func RunReplay(ctx context.Context, cfg ReplayConfig) (stream.ReplayStats, error
 	var last int64
 	st, err := stream.Replay(ctx, p, replaySource{rd}, stream.ReplayConfig{
 		Topic: cfg.Topic, Speed: cfg.Speed, Limit: cfg.Limit, Until: cfg.Until,
+		Headers:  ReplayHeaders(cfg.Tracing, cfg.Topic),
 		Progress: func(n int64) { bar.Add(n - last); last = n },
 	})
 	bar.Done()
 	return st, err
+}
+
+// ReplayHeaders returns the stream.ReplayConfig.Headers of a replay to
+// topic traced by tp: each record gets a new trace, whose root is a
+// producer span "send <topic>" ended when the record is handed to the
+// producer, and carries its W3C context (traceparent, sampled flag
+// included, so the ingester follows the sampling decision). An unsampled
+// record costs one non-recording span and one header. With tp nil or a
+// no-op provider it returns nil: no headers, no cost.
+func ReplayHeaders(tp trace.TracerProvider, topic string) func(*stream.ReplayRecord) []kafka.Header {
+	if !observability.NewTracer(observability.TracerConfig{Provider: tp}).Enabled() {
+		return nil
+	}
+	tr := tp.Tracer(observability.ScopeName)
+	name := "send " + topic
+	return func(rec *stream.ReplayRecord) []kafka.Header {
+		ctx, span := tr.Start(context.Background(), name, trace.WithSpanKind(trace.SpanKindProducer), trace.WithNewRoot())
+		if span.IsRecording() {
+			span.SetAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(topic), semconv.MessagingMessageBodySize(len(rec.Value)))
+			if !rec.Time.IsZero() {
+				span.SetAttributes(observability.AttrEventTime.Int64(rec.Time.UnixMilli()))
+			}
+		}
+		h := make([]kafka.Header, 0, 2)
+		observability.InjectHeaders(ctx, &h)
+		span.End()
+		return h
+	}
 }

@@ -22,8 +22,8 @@ type deployFlag struct {
 // deploy/k8s pass to each subcommand of streamprofile, as --name=value on
 // the command line or as STREAMPROFILE_<NAME> in the environment.
 //
-// --admin-addr (the /metrics, /healthz, /readyz listener) is planned for
-// every role and implemented separately from the roles themselves.
+// --admin-addr (the /metrics, /healthz, /readyz listener) is accepted by
+// ingest and train; it is planned for score and serve.
 //
 // TestDeployFlagsInTable keeps this table and the deployment files in
 // step; TestDeployFlagsAcceptedByBinary checks the table against the
@@ -31,11 +31,11 @@ type deployFlag struct {
 // skipped, with a message naming it, and is checked as soon as it lands.
 var deployFlags = map[string][]deployFlag{
 	"ingest": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
 		{name: "group"}, {name: "topic"}, {name: "create-topics"}, {name: "partitions"},
 	},
 	"train": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
 		{name: "group"},
 	},
 	"score": {

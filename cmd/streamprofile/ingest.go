@@ -86,6 +86,8 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var c commonFlags
 	c.register(fs, &cfg)
+	var tf telemetryFlags
+	tf.register(fs, ":9090")
 	fs.StringVar(&cfg.Group, "group", orDefault(cfg.Group, "streamprofile"), "Kafka consumer group")
 	fs.BoolVar(&cfg.CreateTopics, "create-topics", cfg.CreateTopics, "create missing topics")
 	fs.IntVar(&cfg.Partitions, "partitions", orInt(cfg.Partitions, 6), "partitions for created topics")
@@ -104,13 +106,19 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := c.apply(&cfg, stderr); err != nil {
 		return err
 	}
+	tel, stopTelemetry, err := tf.setup(ctx, "streamprofile-ingest", cfg.Logger)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+	cfg.Telemetry = tel
 	in, err := app.NewIngester(cfg)
 	if err != nil {
 		return usageError{err}
 	}
 	defer in.Close()
 	cfg.Logger.Info("ingest starting", "brokers", cfg.Brokers, "group", cfg.Group, "topic", in.Topology().Config().Topic)
-	err = in.Run(ctx)
+	err = tel.Admin.Serve(ctx, in.Run)
 	st := in.Topology().Stats()
 	cfg.Logger.Info("ingest stopped", "consumed", st.Consumed.Load(), "applied", st.Applied.Load(),
 		"dead_lettered", st.DeadLetter.Load(), "duplicates", st.Duplicates.Load(), "flushes", st.Flushes.Load())

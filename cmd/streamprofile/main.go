@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/streamprofile/streamprofile/observability"
 )
 
 // command is one subcommand.
@@ -29,6 +31,7 @@ func commands() map[string]command {
 		"model":  {"list, show, promote or roll back model versions in the registry", runModel},
 		"train":  {"learn the model continuously from profile snapshots; cut versions", runTrain},
 		"replay": {"publish a dataset (jsonl, rees46, cdnow) to Kafka as schema-1 events", runReplay},
+		"score":  {"score snapshots, evaluate segments, emit segment changes and retargeting triggers", runScore},
 		"serve":  {"serve the profile HTTP API (lookups, segments, GDPR erasure)", runServe},
 		"token":  {"mint an API bearer token and print its token-file entry", runToken},
 	}
@@ -122,20 +125,19 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// newLogger builds the process logger: text or JSON on stderr.
+// newLogger builds the process logger: text or JSON (--log-format) at
+// level, with user ids, e-mail and IP addresses redacted
+// (observability.NewLogger).
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageError{fmt.Errorf("log level %q: %w", level, err)}
 	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	log, err := observability.NewLogger(w, format, lv)
+	if err != nil {
+		return nil, usageError{err}
 	}
-	return nil, usageError{fmt.Errorf("log format %q: want text or json", format)}
+	return log, nil
 }
 
 func splitList(s string) []string {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamprofile/streamprofile/app"
+	"github.com/streamprofile/streamprofile/observability"
 )
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,13 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Until = t
 	}
 	cfg.Progress = stderr
+	// OTEL_* tracing: a trace per replayed record, continued by ingest.
+	tp, shutdown, err := observability.SetupTracing(ctx, "streamprofile-replay")
+	if err != nil {
+		return usageError{err}
+	}
+	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+	cfg.Tracing = tp
 	st, err := app.RunReplay(ctx, cfg)
 	if err != nil {
 		return err

@@ -33,6 +33,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Trainer.AllowedLateness, "allowed-lateness", orDur(cfg.Trainer.AllowedLateness, 10*time.Minute), "the ingester's allowed lateness (labels mature this much after their horizon)")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	var tf telemetryFlags
+	tf.register(fs, ":9090")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,13 +46,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Logger = log
+	tel, stopTelemetry, err := tf.setup(ctx, "streamprofile-train", log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
 	t, err := app.NewTrainer(cfg)
 	if err != nil {
 		return usageError{err}
 	}
 	defer t.Close()
 	log.Info("train starting", "brokers", cfg.Brokers, "group", cfg.Group, "topic", cfg.Topic)
-	err = t.Run(ctx)
+	err = app.ServeTrainer(ctx, t, tel.Admin)
 	st := t.Stats()
 	log.Info("train stopped", "snapshots", st.Snapshots, "versions", st.Versions, "promotions", st.Promotions,
 		"rollbacks", st.Rollbacks, "pending", st.Pending, "dropped", st.Dropped, "examples_per_second", st.ExamplesPerSecond)
