@@ -132,12 +132,12 @@ func TestTelemetryThroughRealKafka(t *testing.T) {
 	m := parseMetrics(text)
 	topicLabel := fmt.Sprintf(`{topic=%q}`, e.topic)
 	for series, want := range map[string]float64{
-		"streamprofile_events_consumed_total" + topicLabel: n,
-		"streamprofile_events_valid_total":                 float64(stats.Valid.Load()),
-		"streamprofile_events_applied_total":               float64(stats.Applied.Load()),
-		"streamprofile_events_deduplicated_total":          0,
-		fmt.Sprintf(`streamprofile_consumer_lag{partition="0",topic=%q}`, e.topic): 0,
-		fmt.Sprintf(`streamprofile_consumer_lag{partition="1",topic=%q}`, e.topic): 0,
+		"streamprofile_events_consumed_total" + topicLabel:                          n,
+		"streamprofile_events_valid_total":                                          float64(stats.Valid.Load()),
+		"streamprofile_events_applied_total":                                        float64(stats.Applied.Load()),
+		"streamprofile_events_deduplicated_total":                                   0,
+		fmt.Sprintf(`streamprofile_consumer_lag{partition="0",topic=%q}`, e.topic):  0,
+		fmt.Sprintf(`streamprofile_consumer_lag{partition="1",topic=%q}`, e.topic):  0,
 		`streamprofile_e2e_latency_seconds_count{output="snapshot",stage="ingest"}`: float64(len(snaps)),
 		`streamprofile_e2e_latency_seconds_count{output="profile",stage="ingest"}`:  float64(stats.Applied.Load()),
 	} {
