@@ -26,11 +26,13 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"bench":  {"measure throughput, latency, Redis cost and memory on the real stack", runBench},
 		"demo":   {"run everything in-process and replay the bundled real sample", runDemo},
 		"ingest": {"consume the clickstream into per-user features in Redis", runIngest},
 		"model":  {"list, show, promote or roll back model versions in the registry", runModel},
 		"train":  {"learn the model continuously from profile snapshots; cut versions", runTrain},
 		"replay": {"publish a dataset (jsonl, rees46, cdnow) to Kafka as schema-1 events", runReplay},
+		"score":  {"score snapshots, evaluate segments, emit segment changes and retargeting triggers", runScore},
 		"serve":  {"serve the profile HTTP API (lookups, segments, GDPR erasure)", runServe},
 		"token":  {"mint an API bearer token and print its token-file entry", runToken},
 	}

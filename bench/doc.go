@@ -1,0 +1,56 @@
+// Package bench measures streamprofile against the machine's own limits, on
+// the real stack (Kafka and Redis), in one run:
+//
+//  1. Floors. The rate at which a kafka-go reader per partition (the
+//     pipeline's fetch settings) consumes a pre-loaded topic and decodes it
+//     with stream.Decoder, doing nothing else; and the rate of pipelined
+//     HSET/HINCRBY to the same Redis at the pipeline depth of a flush.
+//  2. The real ingest pipeline (app.Ingester with its snapshot stage, the
+//     production defaults) at maximum speed on the same pre-loaded topic:
+//     events/s made durable in Redis and its ratio to the consume+decode
+//     floor, Redis round trips and commands per event, CPU seconds per
+//     million events, peak RSS, Redis used_memory per 100k users.
+//  3. Latency at fixed offered loads (fractions of the measured maximum):
+//     event append (Kafka record timestamp) → features durable in Redis (the
+//     flush covering the event has returned; observed by a pipeline.Stage's
+//     Flushed hook inside the ingester), and event append → the profile
+//     snapshot emitted to profile-examples (the snapshot record's timestamp,
+//     read by the load generator).
+//  4. Trainer: examples/s of the configured network per batch size, the
+//     trainer's snapshots/s end to end, and scoring µs per profile.
+//  5. Scaling: every figure above for each requested number of distinct
+//     users (10k, 100k, 1M by default), from the bundled REES46 sample
+//     re-keyed by Rekey.
+//
+// # Processes
+//
+// The coordinator (Run) starts workers as separate processes (RunWorker,
+// reached through Config.WorkerCommand): the measured process (ingester,
+// floors, trainer) and the load generator. With Config.IngestCPUs and
+// Config.LoadCPUs (default: the last CPU for the measured side, the others
+// for the load side) each is pinned with taskset(1), so the generator does
+// not steal the measured process's CPU and Go sizes GOMAXPROCS to the pinned
+// CPUs. Kafka and Redis are whatever Config.Brokers and Config.Redis point
+// at; scripts/bench.sh starts them on the load side's CPUs.
+//
+// # Output
+//
+// Config.OutDir receives results.json (Result), results.md (the Markdown
+// tables), the plots (throughput.png, latency.png, scaling.png) and, when a
+// throughput target is missed (or Config.Profile is "always"), CPU and
+// allocation profiles of a profiled re-run with their top functions.
+//
+// # Data
+//
+// Rekey maps every user of the REES46 sample (4,504 users, 17,434 events,
+// 2h50m of event time) to synthetic users: copy k of the sample renames user
+// u to "u-k" and shifts its event times by k × 3h, and copies follow each
+// other, so each synthetic user keeps its events in their original order and
+// the stream's event time only moves forward (nothing is late). The last
+// copy keeps only as many users (in order of first appearance) as make the
+// requested total. Further rounds repeat the same users with new event ids
+// and later times, so a long run keeps exactly that many distinct users.
+// Because copies follow each other, only about one copy's users are active
+// at a time: the ingester's memory follows its per-partition LRU cache and
+// Redis memory follows the users written within the TTL.
+package bench

@@ -1,0 +1,228 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// produceSpec configures the load generator.
+type produceSpec struct {
+	Brokers []string `json:"brokers"`
+	Topic   string   `json:"topic"`
+	Users   int      `json:"users"`
+	Round   int      `json:"round"`
+	// Rate in events/s; 0 publishes as fast as Kafka accepts.
+	Rate float64 `json:"rate"`
+	// Count stops after this many events (0: no limit).
+	Count int64 `json:"count"`
+	// Duration stops after this long (0: no limit).
+	Duration time.Duration `json:"duration"`
+	// SnapshotTopic, when set, is read while producing: the latency from
+	// each clickstream record's append time (Snapshot.Source.Appended) to
+	// the snapshot record's timestamp (its emit) is measured for records
+	// appended inside the window opened by "start".
+	SnapshotTopic string `json:"snapshot_topic"`
+	Partitions    int    `json:"partitions"`
+}
+
+// produceResult is the load generator's report.
+type produceResult struct {
+	Published int64   `json:"published"`
+	Seconds   float64 `json:"seconds"`
+	Rate      float64 `json:"rate"`
+	// NextRound is the first round of the re-keyed stream not published
+	// (partly published rounds count as published).
+	NextRound int `json:"next_round"`
+	// Emit: clickstream append → snapshot record timestamp; Seen:
+	// clickstream append → snapshot received by this consumer.
+	Emit Histogram `json:"emit"`
+	Seen Histogram `json:"seen"`
+	Proc ProcStats `json:"proc"`
+}
+
+// producer writes events with the pipeline's partitioner, synchronously in
+// chunks, leaving the record timestamps to the client (set when the batch is
+// encoded, just before it is sent).
+func newWriter(brokers []string) *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(brokers...),
+		Balancer:     stream.RouteBalancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: time.Millisecond,
+		BatchSize:    1000,
+		BatchBytes:   1 << 20,
+		WriteTimeout: 30 * time.Second,
+		MaxAttempts:  10,
+	}
+}
+
+func runProduce(ctx context.Context, spec *produceSpec, ctl *control, ready, done func() error) (*produceResult, error) {
+	sample, err := LoadSample()
+	if err != nil {
+		return nil, err
+	}
+	src, err := sample.Rekey(spec.Users, spec.Round)
+	if err != nil {
+		return nil, err
+	}
+	w := newWriter(spec.Brokers)
+	defer w.Close()
+
+	res := &produceResult{}
+	var from atomic.Int64 // unix ms; records appended before are not measured
+	from.Store(1<<63 - 1)
+	var snapMu sync.Mutex
+	rctx, stopReaders := context.WithCancel(ctx)
+	var rwg sync.WaitGroup
+	if spec.SnapshotTopic != "" {
+		for p := range spec.Partitions {
+			rwg.Add(1)
+			go func() {
+				defer rwg.Done()
+				readSnapshots(rctx, spec, p, &from, &snapMu, res)
+			}()
+		}
+	}
+	defer func() {
+		stopReaders()
+		rwg.Wait()
+	}()
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	go func() {
+		select {
+		case <-ctl.start:
+			from.Store(time.Now().UnixMilli())
+		case <-rctx.Done():
+		}
+	}()
+
+	chunk := 6000
+	tick := 2 * time.Millisecond
+	if spec.Rate > 0 {
+		// A tick's worth at most in one write, so pacing stays smooth.
+		chunk = max(1, min(chunk, int(spec.Rate*tick.Seconds()*4)+1))
+	}
+	msgs := make([]kafka.Message, 0, chunk)
+	start := time.Now()
+	var published int64
+	finished := func() bool {
+		select {
+		case <-ctl.stop:
+			return true
+		default:
+		}
+		return (spec.Count > 0 && published >= spec.Count) ||
+			(spec.Duration > 0 && time.Since(start) >= spec.Duration)
+	}
+	for !finished() {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		n := chunk
+		if spec.Rate > 0 {
+			due := int64(spec.Rate*time.Since(start).Seconds()) - published
+			if due <= 0 {
+				time.Sleep(tick)
+				continue
+			}
+			n = int(min(due, int64(chunk)))
+		}
+		if spec.Count > 0 {
+			n = int(min(int64(n), spec.Count-published))
+		}
+		msgs = msgs[:0]
+		for range n {
+			ev := src.Next()
+			v, err := stream.Encode(&ev)
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, kafka.Message{Topic: spec.Topic, Key: []byte(ev.ProfileKey()), Value: v})
+		}
+		if err := w.WriteMessages(ctx, msgs...); err != nil {
+			return nil, fmt.Errorf("bench: produce: %w", err)
+		}
+		published += int64(n)
+	}
+	res.Published = published
+	res.Seconds = time.Since(start).Seconds()
+	if res.Seconds > 0 {
+		res.Rate = float64(published) / res.Seconds
+	}
+	res.NextRound = src.Round() + 1
+	if err := done(); err != nil {
+		return nil, err
+	}
+	if spec.SnapshotTopic != "" {
+		// Wait for the window to be closed: the coordinator stops the
+		// generator once the ingester has drained.
+		select {
+		case <-ctl.stop:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	stopReaders()
+	rwg.Wait()
+	snapMu.Lock()
+	defer snapMu.Unlock()
+	res.Proc = procStats(cpuTime())
+	return res, nil
+}
+
+// appendedField precedes the clickstream append time in a snapshot.
+var appendedField = []byte(`"appended":"`)
+
+// snapshotAppended extracts Snapshot.Source.Appended from an encoded
+// snapshot without decoding the rest.
+func snapshotAppended(v []byte) (time.Time, bool) {
+	i := bytes.LastIndex(v, appendedField)
+	if i < 0 {
+		return time.Time{}, false
+	}
+	rest := v[i+len(appendedField):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t, err == nil
+}
+
+func readSnapshots(ctx context.Context, spec *produceSpec, p int, from *atomic.Int64, mu *sync.Mutex, res *produceResult) {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers: spec.Brokers, Topic: spec.SnapshotTopic, Partition: p,
+		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
+	})
+	defer r.Close()
+	var emit, seen Histogram
+	defer func() {
+		mu.Lock()
+		res.Emit.Merge(&emit)
+		res.Seen.Merge(&seen)
+		mu.Unlock()
+	}()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			return // cancelled at the end of the run, or the topic is gone
+		}
+		now := time.Now()
+		app, ok := snapshotAppended(m.Value)
+		if !ok || app.UnixMilli() < from.Load() {
+			continue
+		}
+		emit.Observe(m.Time.Sub(app))
+		seen.Observe(now.Sub(app))
+	}
+}

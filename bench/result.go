@@ -1,0 +1,325 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+)
+
+// ResultVersion is the version of the results.json format.
+const ResultVersion = 1
+
+// Result is one benchmark run: what results.json holds.
+type Result struct {
+	Version  int            `json:"version"`
+	Started  time.Time      `json:"started"`
+	Seconds  float64        `json:"seconds"`
+	Command  string         `json:"command,omitempty"`
+	Quick    bool           `json:"quick"`
+	Machine  Machine        `json:"machine"`
+	Setup    Setup          `json:"setup"`
+	Scales   []Scale        `json:"scales"`
+	Trainer  *TrainerResult `json:"trainer,omitempty"`
+	Targets  []Target       `json:"targets"`
+	Profiles []Profile      `json:"profiles,omitempty"`
+	Notes    []string       `json:"notes,omitempty"`
+}
+
+// Machine describes the host.
+type Machine struct {
+	NumCPU       int    `json:"num_cpu"`
+	CPUModel     string `json:"cpu_model"`
+	MemoryBytes  int64  `json:"memory_bytes"`
+	OS           string `json:"os"`
+	Kernel       string `json:"kernel"`
+	GoVersion    string `json:"go_version"`
+	RedisVersion string `json:"redis_version"`
+	LoadAverage  string `json:"load_average_at_start"`
+}
+
+// Setup describes how the run was arranged.
+type Setup struct {
+	Ingester         string  `json:"ingester"`
+	LoadGenerator    string  `json:"load_generator"`
+	IngestCPUs       string  `json:"ingest_cpus"`
+	LoadCPUs         string  `json:"load_cpus"`
+	IngestGOMAXPROCS int     `json:"ingest_gomaxprocs"`
+	LoadGOMAXPROCS   int     `json:"load_gomaxprocs"`
+	Partitions       int     `json:"partitions"`
+	FlushEvents      int     `json:"flush_events"`
+	FlushIntervalMs  float64 `json:"flush_interval_ms"`
+	MaxBatch         int     `json:"max_batch"`
+	CacheUsers       int     `json:"cache_users"`
+	TTL              string  `json:"ttl"`
+	Trigger          string  `json:"trigger"`
+	Dataset          string  `json:"dataset"`
+}
+
+// Scale holds every figure measured at one number of distinct users.
+type Scale struct {
+	Users          int        `json:"users"`
+	Copies         int        `json:"copies"`
+	EventsPerRound int        `json:"events_per_round"`
+	Preload        RateFigure `json:"preload"`
+	ConsumeFloor   RateFigure `json:"consume_floor"`
+	RedisFloor     RedisFloor `json:"redis_floor"`
+	Max            MaxRun     `json:"max"`
+	Loads          []LoadRun  `json:"loads"`
+	Profiled       *MaxRun    `json:"profiled,omitempty"`
+	// Before is the maximum-speed run with snapshots encoded by
+	// encoding/json, as before features.Snapshot.Encode was rewritten.
+	Before     *MaxRun     `json:"before_snapshot_encoder_fix,omitempty"`
+	Warnings   []string    `json:"warnings,omitempty"`
+	StateBytes float64     `json:"state_bytes_avg"`
+	Keys       int64       `json:"redis_keys"`
+	Memory     MemoryTrace `json:"memory"`
+}
+
+// MemoryTrace relates state size to users: what the ingester and Redis hold
+// after the maximum-speed run.
+type MemoryTrace struct {
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	HeapInuseBytes       uint64  `json:"heap_inuse_bytes"`
+	CacheBoundUsers      int     `json:"cache_bound_users"` // CacheUsers × partitions
+	RedisUsedMemoryBytes int64   `json:"redis_used_memory_bytes"`
+	RedisBytesPer100k    float64 `json:"redis_bytes_per_100k_users"`
+}
+
+// RateFigure is a rate measured over a window.
+type RateFigure struct {
+	Events               int64     `json:"events"`
+	Seconds              float64   `json:"seconds"`
+	EventsPerSec         float64   `json:"events_per_sec"`
+	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
+	Proc                 ProcStats `json:"proc"`
+}
+
+// RedisFloor is the raw pipelined-write rate of Redis.
+type RedisFloor struct {
+	Depth            int       `json:"depth"`
+	Concurrency      int       `json:"concurrency"`
+	PayloadBytes     int       `json:"payload_bytes"`
+	UserWritesPerSec float64   `json:"user_writes_per_sec"`
+	CommandsPerSec   float64   `json:"commands_per_sec"`
+	PipelinesPerSec  float64   `json:"pipelines_per_sec"`
+	EventsPerSecEq   float64   `json:"events_per_sec_equivalent"`
+	Proc             ProcStats `json:"proc"`
+}
+
+// MaxRun is the real pipeline draining a pre-loaded topic.
+type MaxRun struct {
+	Events                 int64            `json:"events"`
+	Seconds                float64          `json:"seconds"`
+	EventsPerSec           float64          `json:"events_per_sec"`
+	RatioToFloor           float64          `json:"ratio_to_consume_floor"`
+	RatioToRedisFloor      float64          `json:"ratio_to_redis_floor"`
+	RoundTripsPerEvent     float64          `json:"round_trips_per_event"`
+	ClientCommandsPerEvent float64          `json:"client_commands_per_event"`
+	ScriptCommandsPerEvent float64          `json:"script_commands_per_event"`
+	EventsPerFlush         float64          `json:"events_per_flush"`
+	UsersPerFlush          float64          `json:"users_per_flush"`
+	FlushMsAvg             float64          `json:"flush_ms_avg"`
+	CPUSecondsPerMillion   float64          `json:"cpu_seconds_per_million"`
+	CPUUtilisation         float64          `json:"cpu_utilisation"`
+	Commands               map[string]int64 `json:"redis_commands"`
+	Ingest                 ingestResult     `json:"ingest"`
+}
+
+// LoadRun is the pipeline at a fixed offered load.
+type LoadRun struct {
+	Fraction             float64 `json:"fraction"`
+	OfferedPerSec        float64 `json:"offered_per_sec"`
+	PublishedPerSec      float64 `json:"published_per_sec"`
+	IngestedPerSec       float64 `json:"ingested_per_sec"`
+	Durable              Summary `json:"durable"`
+	Processed            Summary `json:"processed"`
+	Emit                 Summary `json:"snapshot_emit"`
+	Seen                 Summary `json:"snapshot_seen"`
+	RoundTripsPerEvent   float64 `json:"round_trips_per_event"`
+	EventsPerFlush       float64 `json:"events_per_flush"`
+	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million"`
+	CPUUtilisation       float64 `json:"cpu_utilisation"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	LoadGOMAXPROCS       int     `json:"load_gomaxprocs"`
+}
+
+// Target is one stated target and whether the run met it.
+type Target struct {
+	Name  string  `json:"name"`
+	Users int     `json:"users"`
+	Want  string  `json:"want"`
+	Got   float64 `json:"got"`
+	Unit  string  `json:"unit"`
+	Met   bool    `json:"met"`
+}
+
+// Profile is a profiled re-run's output.
+type Profile struct {
+	Users  int         `json:"users"`
+	CPU    string      `json:"cpu"`    // path relative to OutDir
+	Allocs string      `json:"allocs"` // path relative to OutDir
+	CPUTop []FuncShare `json:"cpu_top"`
+	// AllocTop ranks functions by bytes allocated during the whole run.
+	AllocTop []FuncShare `json:"alloc_top"`
+	Areas    []FuncShare `json:"areas"`
+}
+
+// FuncShare is a function's (or area's) share of a profile.
+type FuncShare struct {
+	Func    string  `json:"func"`
+	FlatPct float64 `json:"flat_pct"`
+	CumPct  float64 `json:"cum_pct"`
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+func fmtRate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	case v >= 1e3:
+		return fmt.Sprintf("%.2fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func fmtUsers(n int) string {
+	switch {
+	case n >= 1e6 && n%1e6 == 0:
+		return fmt.Sprintf("%dM", n/1e6)
+	case n >= 1e3 && n%1e3 == 0:
+		return fmt.Sprintf("%dk", n/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+func fmtMs(v float64) string {
+	if v < 10 {
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// WriteMarkdown renders the result's tables.
+func (r *Result) WriteMarkdown(w io.Writer) error {
+	var b strings.Builder
+	p := func(f string, a ...any) { fmt.Fprintf(&b, f, a...) }
+	p("Run of %s (%.0f s), %d CPUs (%s), %.1f GiB memory, %s; Redis %s.\n\n",
+		r.Started.UTC().Format(time.RFC3339), r.Seconds, r.Machine.NumCPU, r.Machine.CPUModel,
+		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.GoVersion, r.Machine.RedisVersion)
+	p("Ingester: %s, CPUs %s (GOMAXPROCS %d). Load generator: %s, CPUs %s (GOMAXPROCS %d). %d partitions, flush %d events or %.0f ms.\n\n",
+		r.Setup.Ingester, orDash(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS, r.Setup.LoadGenerator,
+		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Partitions, r.Setup.FlushEvents, r.Setup.FlushIntervalMs)
+
+	p("### Throughput at maximum speed (pre-loaded topic)\n\n")
+	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | CPU s per M events | peak RSS MiB | Redis MiB per 100k users |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Scales {
+		m := s.Max
+		p("| %s | %d | %s | %s | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.0f | %.1f |\n",
+			fmtUsers(s.Users), m.Events, fmtRate(s.ConsumeFloor.EventsPerSec), fmtRate(m.EventsPerSec), 100*m.RatioToFloor,
+			fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
+			m.EventsPerFlush, m.CPUSecondsPerMillion, mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
+	}
+	for _, s := range r.Scales {
+		if bf := s.Before; bf != nil {
+			p("\nBefore/after the snapshot-encoding fix, same run, %s users (the before run encodes snapshots with encoding/json, "+
+				"as the pipeline did): %s → %s events/s (%.0f %% → %.0f %% of the floor), %.1f → %.1f CPU s per M events.\n",
+				fmtUsers(s.Users), fmtRate(bf.EventsPerSec), fmtRate(s.Max.EventsPerSec), 100*bf.RatioToFloor,
+				100*s.Max.RatioToFloor, bf.CPUSecondsPerMillion, s.Max.CPUSecondsPerMillion)
+		}
+	}
+	p("\n### Latency at fixed offered loads\n\n")
+	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
+	p("Emit: the same → timestamp of its profile snapshot record (%s).\n\n", r.Setup.Trigger)
+	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | emit p50 / p99 / p99.9 ms | round trips/event | events/flush | CPU s per M events | CPU use |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Scales {
+		for _, l := range s.Loads {
+			p("| %s | %.0f %% | %s | %s | %s / %s / %s | %s / %s / %s | %.3f | %.1f | %.1f | %.0f %% |\n",
+				fmtUsers(s.Users), 100*l.Fraction, fmtRate(l.OfferedPerSec), fmtRate(l.IngestedPerSec),
+				fmtMs(l.Durable.P50Ms), fmtMs(l.Durable.P99Ms), fmtMs(l.Durable.P999Ms),
+				fmtMs(l.Emit.P50Ms), fmtMs(l.Emit.P99Ms), fmtMs(l.Emit.P999Ms),
+				l.RoundTripsPerEvent, l.EventsPerFlush, l.CPUSecondsPerMillion, 100*l.CPUUtilisation)
+		}
+	}
+	p("\n### State against users\n\n")
+	p("| users | Redis keys | state bytes (avg) | Redis used_memory MiB | per 100k users MiB | ingester peak RSS MiB | heap in use MiB | cache bound (users) |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, s := range r.Scales {
+		p("| %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %d |\n", fmtUsers(s.Users), s.Keys, s.StateBytes,
+			mib(s.Memory.RedisUsedMemoryBytes), mib(int64(s.Memory.RedisBytesPer100k)), mib(s.Memory.PeakRSSBytes),
+			mib(int64(s.Memory.HeapInuseBytes)), s.Memory.CacheBoundUsers)
+	}
+	if t := r.Trainer; t != nil {
+		p("\n### Trainer\n\n")
+		p("Network: %d numeric features, %d token fields × %d buckets × %d dims, hidden %v, %d heads; trainer batch %d.\n\n",
+			t.NumericFeatures, t.TokenFields, t.HashBuckets, t.EmbedDim, t.Hidden, t.Heads, t.ConfiguredBatch)
+		p("| measurement | value |\n|---|---:|\n")
+		for _, br := range t.Batches {
+			p("| nn TrainBatch, batch %d | %s examples/s |\n", br.Batch, fmtRate(br.ExamplesPerSec))
+		}
+		p("| trainer.ProcessSnapshot end to end | %s snapshots/s (%s learnt/s) |\n", fmtRate(t.SnapshotsPerSec), fmtRate(t.LearntPerSec))
+		p("| scoring (encode + predict) | %.2f µs/profile |\n", t.ScoreMicros)
+	}
+	p("\n### Targets\n\n| target | users | want | got | met |\n|---|---:|---|---:|:---:|\n")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "**no**"
+		}
+		p("| %s | %s | %s | %s %s | %s |\n", t.Name, fmtUsers(t.Users), t.Want, fmtFloat(t.Got), t.Unit, met)
+	}
+	for _, pr := range r.Profiles {
+		p("\n### Where the time goes (%s users, profiled re-run: `%s`, `%s`)\n\n", fmtUsers(pr.Users), pr.CPU, pr.Allocs)
+		p("| area (cumulative CPU) | %% |\n|---|---:|\n")
+		for _, a := range pr.Areas {
+			p("| %s | %.1f |\n", a.Func, a.CumPct)
+		}
+		p("\n| function (top CPU, flat) | flat %% | cum %% |\n|---|---:|---:|\n")
+		for _, f := range pr.CPUTop {
+			p("| `%s` | %.1f | %.1f |\n", f.Func, f.FlatPct, f.CumPct)
+		}
+		p("\n| function (top allocated bytes, flat) | flat %% | cum %% |\n|---|---:|---:|\n")
+		for _, f := range pr.AllocTop {
+			p("| `%s` | %.1f | %.1f |\n", f.Func, f.FlatPct, f.CumPct)
+		}
+	}
+	for _, s := range r.Scales {
+		for _, w := range s.Warnings {
+			p("\n- warning (%s users): %s", fmtUsers(s.Users), w)
+		}
+	}
+	if len(r.Notes) > 0 {
+		p("\n")
+		for _, n := range r.Notes {
+			p("\n- %s", n)
+		}
+		p("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func fmtFloat(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case math.Abs(v) >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case math.Abs(v) >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.4f", v)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "not pinned"
+	}
+	return s
+}

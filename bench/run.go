@@ -1,0 +1,647 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamprofile/streamprofile/app"
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// run is one benchmark run's coordinator state.
+type run struct {
+	cfg    Config
+	id     string
+	rdb    *redis.Client
+	kc     *kafka.Client
+	pcfg   pipeline.Config
+	res    *Result
+	sample *Sample
+
+	mu      sync.Mutex
+	workers []*worker
+}
+
+// Run performs the benchmark described by cfg and writes its output to
+// cfg.OutDir. It returns the result even when writing the output fails.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, err
+	}
+	sample, err := LoadSample()
+	if err != nil {
+		return nil, err
+	}
+	b := &run{
+		cfg:    cfg,
+		id:     strconv.FormatInt(time.Now().UnixMilli()%1e10, 36),
+		rdb:    redis.NewClient(&redis.Options{Addr: cfg.Redis, DB: cfg.RedisDB}),
+		kc:     &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 30 * time.Second},
+		pcfg:   pipeline.Config{CacheUsers: cfg.CacheUsers}.WithDefaults(),
+		sample: sample,
+	}
+	defer b.rdb.Close()
+	defer b.killAll()
+	start := time.Now()
+	ttl := cfg.TTL
+	if ttl == 0 {
+		ttl = features.StoreConfig{}.TTL
+		if ttl == 0 {
+			ttl = 30 * 24 * time.Hour
+		}
+	}
+	b.res = &Result{
+		Version: ResultVersion, Started: start.UTC(), Command: cfg.Command, Quick: cfg.Quick, Machine: machine(),
+		Setup: Setup{
+			Ingester: "separate process: app.Ingester with production defaults (snapshot stage, PII masking) " +
+				"plus a latency stage",
+			LoadGenerator: "separate process: kafka-go writer, murmur2 keys, synchronous chunks paced every 2 ms",
+			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Partitions: cfg.Partitions,
+			FlushEvents: b.pcfg.FlushEvents, FlushIntervalMs: float64(b.pcfg.FlushInterval) / 1e6,
+			MaxBatch: b.pcfg.MaxBatch, CacheUsers: b.pcfg.CacheUsers, TTL: ttl.String(),
+			Trigger: "the score role does not exist yet, so the trigger is the profile-examples snapshot " +
+				"emitted for the event (its record timestamp)",
+			Dataset: fmt.Sprintf("bundled REES46 sample (%d events, %d users) re-keyed: copy k renames user u to u-k "+
+				"and shifts event times by k×%s; copies follow each other; later rounds repeat the users with new ids",
+				sample.Events(), sample.Users(), CopyShift),
+		},
+	}
+	if info, err := b.info(ctx, "server"); err == nil {
+		b.res.Machine.RedisVersion = info["redis_version"]
+	} else {
+		return nil, fmt.Errorf("bench: redis: %w", err)
+	}
+	for _, n := range cfg.Users {
+		sc, err := b.scale(ctx, n)
+		if sc != nil {
+			b.res.Scales = append(b.res.Scales, *sc)
+		}
+		if err != nil {
+			b.finish(start)
+			return b.res, err
+		}
+		b.finish(start)
+	}
+	b.progress("trainer: %v batch sizes, %s each", cfg.TrainerBatches, cfg.TrainerWindow)
+	var tr TrainerResult
+	if err := b.runWorker(ctx, "trainer", cfg.IngestCPUs, workerSpec{Role: roleTrainer,
+		Trainer: &trainerSpec{BatchSizes: cfg.TrainerBatches, Duration: cfg.TrainerWindow}}, &tr); err != nil {
+		b.finish(start)
+		return b.res, err
+	}
+	b.res.Trainer = &tr
+	b.res.Targets = targets(b.res)
+	return b.res, b.finish(start)
+}
+
+// finish writes the output files of what has been measured.
+func (b *run) finish(start time.Time) error {
+	b.res.Seconds = time.Since(start).Seconds()
+	b.res.Targets = targets(b.res)
+	js, err := json.MarshalIndent(b.res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(b.cfg.OutDir, "results.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(b.cfg.OutDir, "results.md"))
+	if err != nil {
+		return err
+	}
+	if err := b.res.WriteMarkdown(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return WritePlots(b.res, b.cfg.OutDir)
+}
+
+func (b *run) progress(format string, a ...any) {
+	fmt.Fprintf(b.cfg.Progress, "bench: "+format+"\n", a...)
+}
+
+func (b *run) track(w *worker) {
+	b.mu.Lock()
+	b.workers = append(b.workers, w)
+	b.mu.Unlock()
+}
+
+func (b *run) killAll() {
+	b.mu.Lock()
+	ws := b.workers
+	b.workers = nil
+	b.mu.Unlock()
+	for _, w := range ws {
+		w.kill()
+	}
+}
+
+// runWorker runs a worker that needs no commands and waits for its result.
+func (b *run) runWorker(ctx context.Context, name, cpus string, spec workerSpec, v any) error {
+	w, err := b.startWorker(ctx, name, cpus, spec)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.PhaseTimeout)
+	defer cancel()
+	if err := w.wait(ctx, v); err != nil {
+		w.kill()
+		return err
+	}
+	return nil
+}
+
+// scale measures every figure at n distinct users.
+func (b *run) scale(ctx context.Context, n int) (*Scale, error) {
+	cfg := b.cfg
+	src, err := b.sample.Rekey(n, 0)
+	if err != nil {
+		return nil, err
+	}
+	sc := &Scale{Users: n, Copies: src.Copies(), EventsPerRound: src.PerRound()}
+	count := int64(src.PerRound())
+	if cfg.MaxEvents > 0 {
+		count = min(count, cfg.MaxEvents)
+	}
+	base := "bench." + b.id + ".u" + strconv.Itoa(n)
+	prefix := "spbench" + b.id + "u" + strconv.Itoa(n)
+	topics := []string{base, base + ".dlq", base + ".snap"}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		b.deleteTopics(cctx, topics...)
+		_ = b.deletePrefix(cctx, prefix)
+	}()
+	if err := b.ensureTopics(ctx, topics...); err != nil {
+		return sc, err
+	}
+
+	// Pre-load.
+	b.progress("%s users: pre-loading %d events (%d copies of the sample)", fmtUsers(n), count, src.Copies())
+	var pre produceResult
+	if err := b.runWorker(ctx, fmt.Sprintf("u%d-preload", n), cfg.LoadCPUs, workerSpec{Role: roleProduce,
+		Produce: &produceSpec{Brokers: cfg.Brokers, Topic: base, Users: n, Count: count, Partitions: cfg.Partitions}}, &pre); err != nil {
+		return sc, err
+	}
+	sc.Preload = RateFigure{Events: pre.Published, Seconds: pre.Seconds, EventsPerSec: pre.Rate, Proc: pre.Proc}
+	b.res.Setup.LoadGOMAXPROCS = pre.Proc.GOMAXPROCS
+	ends, err := b.endOffsets(ctx, base)
+	if err != nil {
+		return sc, err
+	}
+	var total int64
+	for _, e := range ends {
+		total += e
+	}
+
+	// Floor: consume + decode.
+	b.progress("%s users: consume+decode floor", fmtUsers(n))
+	var fl rateResult
+	if err := b.runWorker(ctx, fmt.Sprintf("u%d-consume-floor", n), cfg.IngestCPUs, workerSpec{Role: roleConsumeFloor,
+		ConsumeFloor: &consumeSpec{Brokers: cfg.Brokers, Topic: base, Ends: ends,
+			MaxBytes: 4 << 20, MaxWait: 250 * time.Millisecond, QueueCapacity: 1024}}, &fl); err != nil {
+		return sc, err
+	}
+	sc.ConsumeFloor = RateFigure{Events: fl.Events, Seconds: fl.Seconds, EventsPerSec: fl.Rate,
+		CPUSecondsPerMillion: perMillion(fl.Proc.CPUSeconds, fl.Events), Proc: fl.Proc}
+	if fl.Invalid > 0 {
+		sc.Warnings = append(sc.Warnings, fmt.Sprintf("%d records did not decode in the floor run", fl.Invalid))
+	}
+
+	// The real pipeline at maximum speed.
+	b.progress("%s users: pipeline at maximum speed (%d records)", fmtUsers(n), total)
+	mem0, err := b.usedMemory(ctx)
+	if err != nil {
+		return sc, err
+	}
+	mr, err := b.maxRun(ctx, n, base, ends, total, maxOpts{label: "max", prefix: prefix})
+	if err != nil {
+		return sc, err
+	}
+	mem1, err := b.usedMemory(ctx)
+	if err != nil {
+		return sc, err
+	}
+	mr.RatioToFloor = ratio(mr.EventsPerSec, sc.ConsumeFloor.EventsPerSec)
+	sc.Max = *mr
+	sc.Keys, sc.StateBytes, err = b.userKeys(ctx, prefix)
+	if err != nil {
+		return sc, err
+	}
+	sc.Memory = MemoryTrace{
+		PeakRSSBytes: mr.Ingest.Proc.PeakRSSBytes, HeapInuseBytes: mr.Ingest.Proc.HeapInuseBytes,
+		CacheBoundUsers: b.pcfg.CacheUsers * cfg.Partitions, RedisUsedMemoryBytes: mem1 - mem0,
+	}
+	sc.Memory.RedisBytesPer100k = float64(mem1-mem0) / float64(n) * 1e5
+	b.res.Setup.IngestGOMAXPROCS = mr.Ingest.Proc.GOMAXPROCS
+	if mr.Events < total {
+		sc.Warnings = append(sc.Warnings, fmt.Sprintf("%d of %d records were applied (dead-lettered %d, duplicates %d)",
+			mr.Events, total, mr.Ingest.DeadLettered, mr.Ingest.Duplicates))
+	}
+
+	// Redis floor at the flush's pipeline depth.
+	depth := max(1, int(math.Round(mr.UsersPerFlush)))
+	b.progress("%s users: Redis floor (pipelines of %d user writes)", fmtUsers(n), depth)
+	var rf redisResult
+	if err := b.runWorker(ctx, fmt.Sprintf("u%d-redis-floor", n), cfg.IngestCPUs, workerSpec{Role: roleRedisFloor,
+		RedisFloor: &redisSpec{Addr: cfg.Redis, DB: cfg.RedisDB, Prefix: prefix + "floor", Users: n, Depth: depth,
+			Concurrency: cfg.Partitions, PayloadBytes: int(sc.StateBytes), Duration: cfg.RedisFloorWindow}}, &rf); err != nil {
+		return sc, err
+	}
+	if err := b.deletePrefix(ctx, prefix+"floor"); err != nil {
+		return sc, err
+	}
+	sc.RedisFloor = RedisFloor{Depth: depth, Concurrency: cfg.Partitions, PayloadBytes: int(sc.StateBytes),
+		UserWritesPerSec: float64(rf.UserWrites) / rf.Seconds, CommandsPerSec: float64(rf.Commands) / rf.Seconds,
+		PipelinesPerSec: float64(rf.Pipelines) / rf.Seconds, Proc: rf.Proc}
+	if mr.Ingest.FlushUsers > 0 {
+		sc.RedisFloor.EventsPerSecEq = sc.RedisFloor.UserWritesPerSec * float64(mr.Events) / float64(mr.Ingest.FlushUsers)
+	}
+	sc.Max.RatioToRedisFloor = ratio(mr.EventsPerSec, sc.RedisFloor.EventsPerSecEq)
+
+	// Before/after the snapshot-encoding fix, in this run.
+	first := len(b.res.Scales) == 0
+	if first && cfg.CompareSnapshotJSON {
+		b.progress("%s users: pipeline at maximum speed with snapshots encoded by encoding/json (before the fix)", fmtUsers(n))
+		bf, err := b.maxRun(ctx, n, base, ends, total, maxOpts{label: "before", prefix: prefix + "before", jsonMarshal: true})
+		if err != nil {
+			return sc, err
+		}
+		if err := b.deletePrefix(ctx, prefix+"before"); err != nil {
+			return sc, err
+		}
+		bf.RatioToFloor = ratio(bf.EventsPerSec, sc.ConsumeFloor.EventsPerSec)
+		sc.Before = bf
+	}
+
+	// Profiles when a throughput target is missed.
+	missed := sc.Max.RatioToFloor < targetFloorRatio || sc.Max.RoundTripsPerEvent > targetRoundTrips
+	if first && (cfg.Profile == ProfileAlways || (cfg.Profile == ProfileAuto && missed)) {
+		b.progress("%s users: profiled re-run", fmtUsers(n))
+		pdir := filepath.Join(cfg.OutDir, "profiles")
+		if err := os.MkdirAll(pdir, 0o755); err != nil {
+			return sc, err
+		}
+		cpuPath := filepath.Join(pdir, fmt.Sprintf("ingest-u%d.cpu.pprof", n))
+		allocPath := filepath.Join(pdir, fmt.Sprintf("ingest-u%d.allocs.pprof", n))
+		pr, err := b.maxRun(ctx, n, base, ends, total, maxOpts{label: "profiled", prefix: prefix + "prof",
+			cpuProfile: cpuPath, allocProfile: allocPath})
+		if err != nil {
+			return sc, err
+		}
+		if err := b.deletePrefix(ctx, prefix+"prof"); err != nil {
+			return sc, err
+		}
+		pr.RatioToFloor = ratio(pr.EventsPerSec, sc.ConsumeFloor.EventsPerSec)
+		sc.Profiled = pr
+		prof, err := summarizeProfiles(cfg.OutDir, cpuPath, allocPath)
+		if err != nil {
+			sc.Warnings = append(sc.Warnings, "profile summary: "+err.Error())
+		} else {
+			prof.Users = n
+			b.res.Profiles = append(b.res.Profiles, *prof)
+		}
+	}
+
+	// Latency at fixed offered loads.
+	round := pre.NextRound
+	for _, f := range cfg.Loads {
+		lr, next, err := b.loadRun(ctx, n, base, prefix, f, sc.Max.EventsPerSec, round)
+		if err != nil {
+			return sc, err
+		}
+		topics = append(topics, lr.topics...)
+		sc.Loads = append(sc.Loads, lr.LoadRun)
+		round = next
+	}
+	return sc, nil
+}
+
+// maxOpts varies a maximum-speed run.
+type maxOpts struct {
+	label, prefix            string // worker name part; Redis key prefix (fresh)
+	cpuProfile, allocProfile string
+	jsonMarshal              bool // snapshots encoded by encoding/json (before the fix)
+}
+
+// maxRun drains the pre-loaded topic with a fresh ingester (new group, key
+// prefix as given).
+func (b *run) maxRun(ctx context.Context, n int, topic string, ends map[int]int64, total int64, o maxOpts) (*MaxRun, error) {
+	cfg := b.cfg
+	label, prefix := o.label, o.prefix
+	cs0, err := b.commandStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ir ingestResult
+	if err := b.runWorker(ctx, fmt.Sprintf("u%d-%s-ingest", n, label), cfg.IngestCPUs, workerSpec{Role: roleIngest,
+		Ingest: &ingestSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: prefix + "." + label,
+			Topic: topic, SnapshotTopic: topic + ".snap", Prefix: prefix, Partitions: cfg.Partitions,
+			CacheUsers: cfg.CacheUsers, TTL: cfg.TTL, Expect: total, Ends: ends,
+			CPUProfile: o.cpuProfile, AllocProfile: o.allocProfile, SnapshotJSONMarshal: o.jsonMarshal}}, &ir); err != nil {
+		return nil, err
+	}
+	cs1, err := b.commandStats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m := &MaxRun{Events: ir.Events, Seconds: ir.Seconds, EventsPerSec: ir.Rate, Ingest: ir, Commands: map[string]int64{}}
+	var client, script int64
+	for k, v := range cs1 {
+		d := v - cs0[k]
+		if d <= 0 {
+			continue
+		}
+		m.Commands[k] = d
+		if clientCommand[k] {
+			client += d
+		} else {
+			script += d
+		}
+	}
+	ev := max(ir.Events, 1)
+	m.RoundTripsPerEvent = float64(ir.RoundTrips) / float64(ev)
+	m.ClientCommandsPerEvent = float64(client) / float64(ev)
+	m.ScriptCommandsPerEvent = float64(script) / float64(ev)
+	if ir.Flushes > 0 {
+		m.EventsPerFlush = float64(ir.Events) / float64(ir.Flushes)
+		m.UsersPerFlush = float64(ir.FlushUsers) / float64(ir.Flushes)
+		m.FlushMsAvg = ir.FlushSeconds * 1e3 / float64(ir.Flushes)
+	}
+	m.CPUSecondsPerMillion = perMillion(ir.Proc.CPUSeconds, ir.Events)
+	m.CPUUtilisation = ratio(ir.Proc.CPUSeconds, ir.Seconds)
+	return m, nil
+}
+
+// clientCommand names the commands the ingester sends itself; the others
+// counted by Redis run inside its Lua scripts.
+var clientCommand = map[string]bool{
+	"eval": true, "evalsha": true, "eval_ro": true, "evalsha_ro": true, "hmget": true, "get": true,
+	"mget": true, "multi": true, "exec": true, "set": true, "ping": true, "hello": true, "client|setinfo": true,
+}
+
+type loadRunResult struct {
+	LoadRun
+	topics []string
+}
+
+// loadRun measures latency at fraction f of maxRate, publishing from round
+// on; it returns the next unused round.
+func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRate float64, round int) (*loadRunResult, int, error) {
+	cfg := b.cfg
+	pct := strconv.Itoa(int(math.Round(100 * f)))
+	topic := base + ".l" + pct
+	out := &loadRunResult{topics: []string{topic, topic + ".dlq", topic + ".snap"}}
+	out.Fraction, out.OfferedPerSec = f, f*maxRate
+	if err := b.ensureTopics(ctx, out.topics...); err != nil {
+		return out, round, err
+	}
+	b.progress("%s users: latency at %s %% load (%s events/s offered) for %s after %s warm-up",
+		fmtUsers(n), pct, fmtRate(out.OfferedPerSec), cfg.LatencyWindow, cfg.LatencyWarmup)
+	group := prefix + ".l" + pct
+	ing, err := b.startWorker(ctx, fmt.Sprintf("u%d-l%s-ingest", n, pct), cfg.IngestCPUs, workerSpec{Role: roleIngest,
+		Ingest: &ingestSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: group,
+			Topic: topic, SnapshotTopic: topic + ".snap", Prefix: prefix, Partitions: cfg.Partitions,
+			CacheUsers: cfg.CacheUsers, TTL: cfg.TTL}})
+	if err != nil {
+		return out, round, err
+	}
+	defer ing.kill()
+	pctx, cancel := context.WithTimeout(ctx, cfg.PhaseTimeout)
+	defer cancel()
+	if err := ing.waitReady(pctx); err != nil {
+		return out, round, err
+	}
+	gen, err := b.startWorker(ctx, fmt.Sprintf("u%d-l%s-load", n, pct), cfg.LoadCPUs, workerSpec{Role: roleProduce,
+		Produce: &produceSpec{Brokers: cfg.Brokers, Topic: topic, Users: n, Round: round, Rate: out.OfferedPerSec,
+			Duration: cfg.LatencyWarmup + cfg.LatencyWindow, SnapshotTopic: topic + ".snap", Partitions: cfg.Partitions}})
+	if err != nil {
+		return out, round, err
+	}
+	defer gen.kill()
+	if err := gen.waitReady(pctx); err != nil {
+		return out, round, err
+	}
+	select {
+	case <-time.After(cfg.LatencyWarmup):
+	case <-pctx.Done():
+		return out, round, pctx.Err()
+	}
+	if err := errors.Join(ing.send(cmdStart), gen.send(cmdStart)); err != nil {
+		return out, round, err
+	}
+	windowStart := time.Now()
+	// The generator says when it has stopped publishing.
+	var genEnd time.Time
+	for genEnd.IsZero() {
+		select {
+		case l, ok := <-gen.lines:
+			if !ok {
+				return out, round, gen.failed(errors.New("exited while publishing"))
+			}
+			if l.Done {
+				genEnd = time.Now()
+			}
+		case <-pctx.Done():
+			return out, round, pctx.Err()
+		}
+	}
+	// Drain: every published record durable, then a moment for the
+	// snapshot readers.
+	store, err := features.NewStore(b.rdb, features.StoreConfig{Prefix: prefix, Group: group})
+	if err != nil {
+		return out, round, err
+	}
+	if err := app.WaitCaughtUp(pctx, cfg.Brokers, topic, store, 5*time.Millisecond); err != nil {
+		return out, round, err
+	}
+	time.Sleep(500 * time.Millisecond)
+	var ir ingestResult
+	var pr produceResult
+	if err := errors.Join(ing.stop(pctx, &ir), gen.stop(pctx, &pr)); err != nil {
+		return out, round, err
+	}
+	window := genEnd.Sub(windowStart).Seconds()
+	out.PublishedPerSec = pr.Rate
+	out.IngestedPerSec = float64(ir.Events) / window
+	out.Durable, out.Emit, out.Seen = ir.Durable.Summary(), pr.Emit.Summary(), pr.Seen.Summary()
+	out.Processed = ir.Processed.Summary()
+	out.RoundTripsPerEvent = float64(ir.RoundTrips) / float64(max(ir.Events, 1))
+	if ir.Flushes > 0 {
+		out.EventsPerFlush = float64(ir.Events) / float64(ir.Flushes)
+	}
+	out.CPUSecondsPerMillion = perMillion(ir.Proc.CPUSeconds, ir.Events)
+	out.CPUUtilisation = ratio(ir.Proc.CPUSeconds, ir.Seconds)
+	out.PeakRSSBytes = ir.Proc.PeakRSSBytes
+	out.LoadGOMAXPROCS = pr.Proc.GOMAXPROCS
+	return out, pr.NextRound, nil
+}
+
+func perMillion(cpuSeconds float64, events int64) float64 {
+	if events <= 0 {
+		return 0
+	}
+	return cpuSeconds / float64(events) * 1e6
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
+// ---------------------------------------------------------------- Kafka
+
+func (b *run) ensureTopics(ctx context.Context, names ...string) error {
+	specs := make([]stream.TopicSpec, len(names))
+	for i, n := range names {
+		specs[i] = stream.TopicSpec{Name: n, Partitions: b.cfg.Partitions}
+	}
+	return stream.EnsureTopics(ctx, b.cfg.Brokers, specs...)
+}
+
+func (b *run) deleteTopics(ctx context.Context, names ...string) {
+	if _, err := b.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
+		b.cfg.Logger.Warn("bench: could not delete topics", "topics", names, "err", err)
+	}
+}
+
+// endOffsets returns each partition's next offset.
+func (b *run) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	reqs := make([]kafka.OffsetRequest, b.cfg.Partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := b.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return nil, err
+	}
+	ends := map[int]int64{}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return nil, po.Error
+		}
+		ends[po.Partition] = po.LastOffset
+	}
+	return ends, nil
+}
+
+// ---------------------------------------------------------------- Redis
+
+// info returns an INFO section as a map.
+func (b *run) info(ctx context.Context, section string) (map[string]string, error) {
+	s, err := b.rdb.Info(ctx, section).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (b *run) usedMemory(ctx context.Context) (int64, error) {
+	info, err := b.info(ctx, "memory")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(info["used_memory"], 10, 64)
+}
+
+// commandStats returns calls per command (INFO commandstats).
+func (b *run) commandStats(ctx context.Context) (map[string]int64, error) {
+	info, err := b.info(ctx, "commandstats")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for k, v := range info {
+		name, ok := strings.CutPrefix(k, "cmdstat_")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(v, ",") {
+			if c, ok := strings.CutPrefix(kv, "calls="); ok {
+				n, _ := strconv.ParseInt(c, 10, 64)
+				out[name] = n
+			}
+		}
+	}
+	return out, nil
+}
+
+// userKeys counts the user state hashes under prefix and samples the size
+// of their state.
+func (b *run) userKeys(ctx context.Context, prefix string) (int64, float64, error) {
+	it := b.rdb.Scan(ctx, 0, prefix+":{*}:p", 1000).Iterator()
+	var n, sampled, bytes int64
+	for it.Next(ctx) {
+		n++
+		if sampled < 500 {
+			l, err := b.rdb.HStrLen(ctx, it.Val(), "s").Result()
+			if err != nil {
+				return 0, 0, err
+			}
+			sampled++
+			bytes += l
+		}
+	}
+	if err := it.Err(); err != nil {
+		return 0, 0, err
+	}
+	if sampled == 0 {
+		return n, 0, nil
+	}
+	return n, float64(bytes) / float64(sampled), nil
+}
+
+// deletePrefix removes every key starting with prefix + ":".
+func (b *run) deletePrefix(ctx context.Context, prefix string) error {
+	it := b.rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	batch := make([]string, 0, 1000)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := b.rdb.Unlink(ctx, batch...).Err()
+		batch = batch[:0]
+		return err
+	}
+	for it.Next(ctx) {
+		batch = append(batch, it.Val())
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return err
+	}
+	return flush()
+}
