@@ -141,7 +141,7 @@ func (r *Reporter) line(now time.Time) {
 	if r.total > 0 {
 		eta := "?"
 		if rate > 0 {
-			eta = (time.Duration(float64(r.total-r.done)/rate) * time.Second / time.Second).Round(time.Second).String()
+			eta = time.Duration(float64(r.total-r.done) / rate * float64(time.Second)).Round(time.Second).String()
 		}
 		fmt.Fprintf(r.w, "%s: %d/%d (%.0f%%) %.0f %s/s eta %s\n", r.desc, r.done, r.total, 100*float64(r.done)/float64(r.total), rate, r.unit, eta)
 		return

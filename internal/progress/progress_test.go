@@ -59,3 +59,16 @@ func TestSetUnitAndLogf(t *testing.T) {
 		}
 	}
 }
+
+// TestETA: half done in 10 s at a steady rate leaves 10 s.
+func TestETA(t *testing.T) {
+	var buf bytes.Buffer
+	no := false
+	r := New("replay", 100, Options{Out: &buf, Terminal: &no})
+	now := time.Now()
+	r.start, r.done = now.Add(-10*time.Second), 50
+	r.line(now)
+	if got := buf.String(); !strings.Contains(got, "50/100 (50%) 5 ev/s eta 10s") {
+		t.Errorf("line %q, want 5 ev/s and eta 10s", got)
+	}
+}
