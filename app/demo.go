@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/streamprofile/streamprofile/dashboard"
 	"github.com/streamprofile/streamprofile/data"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/internal/progress"
@@ -60,6 +63,45 @@ type DemoConfig struct {
 	Progress io.Writer
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger
+	// HTTPAddr is the listen address of the live dashboard (package
+	// dashboard), served until the demo ends. Default "": none; "off"
+	// also disables it. The demo command defaults it to localhost:8080.
+	HTTPAddr string
+	// AdminAddr is the listen address of /metrics, /healthz, /readyz and
+	// /debug/pprof/. Default "": none; "off" also disables it.
+	AdminAddr string
+	// Tracing traces every replayed record through the pipeline
+	// (observability.SetupTracing reads OTEL_*). Default nil: off.
+	Tracing trace.TracerProvider
+	// PseudonymKeyFile holds the HMAC keys of the id pseudonyms (package
+	// privacy); profiles are stored, and looked up on the dashboard, by
+	// pseudonym. Default none: ids are stored as they are.
+	PseudonymKeyFile string
+	// OnReady, when set, is called once Kafka, Redis, the ingester and the
+	// dashboard are up, before the replay starts. Default none.
+	OnReady func(DemoInfo)
+}
+
+// DemoInfo says where a running demo's parts are.
+type DemoInfo struct {
+	// Brokers of the demo's Kafka and Redis address.
+	Brokers []string
+	Redis   string
+	// DashboardURL is the live dashboard's address ("" when off).
+	DashboardURL string
+	// Dashboard is the live dashboard (nil when off), for the parts that
+	// record segment changes and triggers on it.
+	Dashboard *dashboard.Server
+	// Admin holds the metrics and readiness checks (Admin.Addr: where they
+	// are served, once listening).
+	Admin *Admin
+}
+
+// listenAddr reports whether addr asks for a listener ("" and "off" do
+// not).
+func listenAddr(addr string) bool {
+	a := strings.ToLower(strings.TrimSpace(addr))
+	return a != "" && a != AdminOff && a != "-"
 }
 
 // Report is the demo's JSON report.
@@ -206,9 +248,18 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	fmt.Fprintf(cfg.Progress, "streamprofile demo: Kafka %s at %s, Redis %s at %s, replaying %s (%s)\n",
 		rep.Kafka, strings.Join(brokers, ","), rep.Redis, rcfg.Addr, cfg.Data, format)
 
+	adminAddr := cfg.AdminAddr
+	if !listenAddr(adminAddr) {
+		adminAddr = AdminOff // metrics are still collected, for the dashboard
+	}
+	admin, err := NewAdmin(AdminConfig{Addr: adminAddr, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	in, err := NewIngester(IngestConfig{
 		Brokers: brokers, Group: cfg.Group, Partitions: cfg.Partitions, CreateTopics: true,
 		Redis: rcfg, Store: features.StoreConfig{Prefix: cfg.Prefix}, Pipeline: cfg.Pipeline, Logger: log,
+		PseudonymKeyFile: cfg.PseudonymKeyFile, Telemetry: Telemetry{Tracing: cfg.Tracing, Admin: admin},
 	})
 	if err != nil {
 		return nil, err
@@ -218,11 +269,44 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if err := stream.EnsureTopics(ctx, brokers, in.Topics()...); err != nil {
 		return nil, err
 	}
+	replayed := &ReplayProgress{}
+	info := DemoInfo{Brokers: brokers, Redis: rcfg.Addr, Admin: admin}
+	var dashLn net.Listener
+	if listenAddr(cfg.HTTPAddr) {
+		ps, _, err := Privacy(cfg.PseudonymKeyFile, true)
+		if err != nil {
+			return nil, err
+		}
+		info.Dashboard, err = dashboard.New(dashboard.Config{
+			Addr:     cfg.HTTPAddr,
+			Source:   &DemoSource{Topology: topo, Group: in.Group(), Registry: admin.Registry(), Replay: replayed},
+			Profiles: StoreProfiles(in.Store(), ps, topo.Config().Features),
+			Title:    "streamprofile demo", Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		var lc net.ListenConfig
+		if dashLn, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("demo: dashboard (--http-addr, \"off\" disables it): %w", err)
+		}
+		info.DashboardURL = "http://" + dashLn.Addr().String() + "/"
+	}
 
 	runCtx, stopIngest := context.WithCancel(ctx)
 	defer stopIngest()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return in.Run(gctx) })
+	g.Go(func() error {
+		return admin.Serve(gctx, func(ctx context.Context) error { <-ctx.Done(); return nil })
+	})
+	if info.Dashboard != nil {
+		g.Go(func() error { return info.Dashboard.Serve(gctx, dashLn) })
+		fmt.Fprintf(cfg.Progress, "dashboard: %s\n", info.DashboardURL)
+	}
+	if cfg.OnReady != nil {
+		cfg.OnReady(info)
+	}
 
 	producer, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers})
 	if err != nil {
@@ -230,11 +314,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	}
 	defer producer.Close()
 	total := countRecords(format, cfg.Data)
+	replayed.Start(total)
 	bar := progress.New("replay", total, progress.Options{Out: cfg.Progress})
-	var last int64
-	rst, err := stream.Replay(gctx, producer, replaySource{rd}, stream.ReplayConfig{
+	rst, err := stream.Replay(gctx, producer, progressSource{replaySource{rd}, replayed}, stream.ReplayConfig{
 		Topic: topo.Config().Topic, Speed: cfg.Speed,
-		Progress: func(n int64) { bar.Add(n - last); last = n },
+		Headers:  ReplayHeaders(cfg.Tracing, topo.Config().Topic),
+		Progress: func(n int64) { bar.Set(n); replayed.Published(n) },
 	})
 	bar.Done()
 	if err != nil {
@@ -242,6 +327,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		_ = g.Wait()
 		return nil, fmt.Errorf("demo: replay: %w", err)
 	}
+	replayed.Done()
 	rep.EventsRead = rst.Published + rst.Skipped
 	rep.SkippedLines = rst.Skipped
 	rep.FirstEventTime, rep.LastEventTime = rst.First.UTC(), rst.Last.UTC()
@@ -298,7 +384,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	printSummary(cfg.Progress, rep)
 	if !cfg.ExitWhenDone {
 		fmt.Fprintln(cfg.Progress, "demo: replay ingested; still consuming. Press Ctrl-C to stop.")
-		<-ctx.Done()
+		if info.Dashboard != nil {
+			fmt.Fprintf(cfg.Progress, "dashboard: %s\n", info.DashboardURL)
+		}
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done(): // a part failed: Wait reports it
+		}
 	}
 	stopIngest()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/streamprofile/streamprofile/app"
+	"github.com/streamprofile/streamprofile/observability"
 )
 
 // speedFlag parses --speed: "max" or a positive multiple of real time.
@@ -51,6 +52,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.Prefix, "prefix", "sp", "Redis key prefix")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "localhost:8080", `listen address of the live dashboard ("" or "off" disables it)`)
+	var tf telemetryFlags
+	tf.register(fs, "off")
+	fs.StringVar(&cfg.PseudonymKeyFile, "pseudonym-key-file", "", "file of HMAC keys for id pseudonyms (empty: ids stored as they are)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +70,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Redis = &app.RedisConfig{Addr: redisAddr}
 	}
 	cfg.Progress = stderr
+	cfg.AdminAddr = tf.adminAddr
+	// OTEL_* tracing: a trace per replayed record, through the pipeline.
+	tp, shutdown, err := observability.SetupTracing(ctx, "streamprofile-demo")
+	if err != nil {
+		return usageError{err}
+	}
+	defer func() { _ = shutdown(context.WithoutCancel(ctx)) }()
+	cfg.Tracing = tp
 	_, err = app.RunDemo(ctx, cfg)
 	return err
 }

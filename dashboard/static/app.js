@@ -132,6 +132,7 @@
       points: l.curve.filter((pt) => pt.auc[m] !== undefined).map((pt) => [pt.evaluated, pt.auc[m]]),
     })), { yMin: 0.4, yMax: 1, yFormat: (v) => v.toFixed(2), xFormat: (x) => num.format(x) + ' examples' });
     show('auc-empty', !drawn);
+    show('chart-auc', drawn);
     const legend = $('auc-legend');
     legend.replaceChildren(...models.map((m, i) => {
       const last = [...l.curve].reverse().find((pt) => pt.auc[m] !== undefined);
