@@ -1,0 +1,140 @@
+// Package scorer is the score role's core: it consumes the profile
+// snapshots the ingester publishes (topic profile-examples, one
+// features.Snapshot per applied event, keyed by user), scores them with the
+// champion model, evaluates the segment catalogue (package segment) and
+// emits segment changes (topic segment-changes) and retargeting triggers
+// (topic retarget), both keyed by user. Message formats are the JSON
+// Schemas schema/segment-changes-v1.schema.json and
+// schema/retarget-v1.schema.json; SegmentChange and Trigger are the Go
+// types.
+//
+// # Scores and explanations
+//
+// Each snapshot is scored with the champion held by a registry.Champion
+// (kept current by a registry.Watcher): purchase_propensity and
+// repeat_purchase_90d from the network, churn_risk = 1 − repeat, and from
+// the version's fitted BG/NBD and Gamma-Gamma parameters p_alive,
+// expected_purchases_90d and clv_90d (for users who bought). Every score is
+// stamped with the model version. The scores feed one decile sketch each
+// (segment.Sketches) for decile(...) rules; sketches live in memory and
+// start empty after a restart (decile rules are Unknown until 1000 scores
+// are seen).
+//
+// The explanation of a network score lists its top inputs (ExplainTop, 5)
+// with signed contributions: the score minus the score with that input
+// absent (a numeric feature at 0, a token field empty), computed by
+// occlusion with nn.Model.Explain and the all-absent baseline, and a
+// readable Label. Removing an input from the snapshot changes the score by
+// exactly its contribution (TestExplanationIsFaithful checks this through
+// Score on real snapshots). Occlusion costs a forward pass per input (43
+// for the default architecture), so it is computed lazily: once per user
+// per flush, and when a trigger needs it, rather than once per snapshot
+// (BenchmarkSnapshot*).
+//
+// The latest scores of a user are stored in the hash
+// `<prefix>:{<user>}:scores`: field = score name, value =
+// "<value>|<model version>|<feature>:<contribution>,…" (contributions only
+// for the network's scores; churn_risk's are repeat's, negated).
+//
+// # Segments
+//
+// The catalogue (segment.Default, or a file hot-reloaded by
+// segment.Watcher) is evaluated for every snapshot at the event's time on
+// the snapshot's features, affinities and scores; the membership is stored
+// in `<prefix>:{<user>}:seg` (segment.Membership's binary encoding), and
+// each segment's members in the set `<prefix>:segidx:{<segment>}`
+// (Members pages through it with SSCAN, Segments counts it). Every change
+// is emitted with the deciding rule and the values it saw, and a
+// deterministic event_id (ChangeID: user, segment, change, time).
+//
+// # Timers
+//
+// Some changes need no event: a user becomes silent after 7 days without
+// one. After each evaluation the scorer computes the user's next due time,
+// the earliest of segment.Catalogue.NextCheck (time-relative rules and
+// min_dwell), an open cart (last cart + Triggers.CartAfter), high-intent
+// browsing (last event + BrowseIdle), win-back (last activity +
+// WinBackIdle, for valuable customers) and retention (last event +
+// Retention). It is stored in the user's state and in the partition's
+// sorted set `<prefix>:timers:{<group>}:<topic>:<partition>`, so timers
+// survive restarts.
+//
+// Each partition has a clock in event time: its newest snapshot time
+// minus Lateness, advanced with processing time (wall time since the last
+// record) once the partition has been idle for IdleAfter, so timers fire
+// when no events arrive at all. After each flush the processor fires the
+// timers due at its clock: the user is evaluated as of the due time on its
+// last snapshot projected forward (clocks such as days_since_last_seen
+// advance, activity decays, windowed counts are zero once their window has
+// passed; network scores are held, the baselines are recomputed). A timer
+// due before the user's next event fires before that event is applied, so
+// a user's changes do not depend on when timers are scanned (with Lateness
+// at least the ingester's allowed lateness, no snapshot is older than the
+// clock; TestEngineIndependentOfBatching).
+//
+// # Triggers
+//
+// Kinds: cart_abandonment (a cart without purchase within CartAfter of
+// event time), browse_abandonment (views with purchase_propensity ≥
+// BrowseIntent and no cart, then BrowseIdle of inactivity), win_back (a
+// customer with WinBackMinPurchases purchases and WinBackMinRevenue
+// revenue, inactive for WinBackIdle, with churn_risk ≥ WinBackChurn, or
+// 1 − p_alive without a network score) and price_drop (an item the user
+// viewed is observed, in any user's event of the partition, at a price
+// PriceDrop below what the user saw). Each carries a priority, an expiry,
+// a dedupe key naming the occasion, channel hints, the model version and
+// score, the explanation, and recommended items and categories: the
+// occasion's own items, items co-viewed with the user's, popular items of
+// the user's top categories, popular items overall, never an item in the
+// user's purchased set (the last 64 bought). Item statistics (decayed
+// popularity, co-occurrence, last prices and price watchers) are learnt
+// per partition and bounded (ItemsConfig); they are saved with the
+// checkpoint every SaveInterval and relearnt from there after a restart.
+//
+// A trigger is suppressed, and counted by reason, when the user's last
+// snapshot says AdsOff (consent), within Quiet after the user's last
+// purchase (quiet), when the partition clock has passed its expiry
+// (expired), or beyond MaxPerDay of its kind for the user on the UTC day
+// (cap).
+//
+// # Exactly once in effect
+//
+// The design is the ingester's (DESIGN.md). One processor per assigned
+// partition owns its users' cached state; a flush (FlushEvents snapshots
+// or FlushInterval) first sends the pending messages and waits for Kafka's
+// acknowledgement, then writes every changed user with one Lua script per
+// user (membership, scores and state, refused when the stored stamp is not
+// older, or the user is erased), then, in one MULTI/EXEC on a standalone
+// server, the index and timer entries and the partition checkpoint (next
+// offset, clock, and now and then the item table). Each user's state
+// carries a stamp (the offset of the partition's last record applied to
+// it, and the number of timer evaluations since), so a restarted processor
+// skips what a user already has and re-asserts its index and timer
+// entries; records below the checkpoint only rebuild the item table. A
+// crash between the acknowledgement of the messages and the user writes
+// (the replay window) repeats those messages with the same event_id and
+// trigger_id; nothing else is emitted twice, and nothing is lost.
+//
+// # Redis keys
+//
+//	<prefix>:{<user>}:seg      string  segment.Membership binary
+//	<prefix>:{<user>}:scores   hash    latest scores (above)
+//	<prefix>:{<user>}:timer    hash    s: scorer state (binary, versioned);
+//	                                   o:<topic>:<p>, q:<topic>:<p>: stamp;
+//	                                   due: next timer (unix ms)
+//	<prefix>:segidx:{<segment>}               set    the segment's members
+//	<prefix>:timers:{<group>}:<topic>:<p>     zset   user → due (unix ms)
+//	<prefix>:timers:{<group>}                 set    the partitions' timer sets
+//	<prefix>:ckpt:{<group>}:<topic>:<p>       hash   next, wm (clock), items,
+//	                                                 items_next
+//
+// The per-user keys expire TTL after their last write and are deleted when
+// the user's Retention passes (the user then leaves every segment).
+//
+// # Erasure
+//
+// Forget drops erased users: their keys, index and timer entries, their
+// entries in the partitions' item tables (the processors save their tables
+// without them before Forget returns), while the write script refuses
+// state for a user whose erasure marker exists.
+package scorer

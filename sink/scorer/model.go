@@ -1,0 +1,140 @@
+package scorer
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/inputs"
+	"github.com/streamprofile/streamprofile/model/nn"
+	"github.com/streamprofile/streamprofile/model/registry"
+)
+
+// netScorer scores snapshots with one served champion, reusing its
+// buffers. It belongs to one goroutine.
+type netScorer struct {
+	served *registry.Served
+	heads  [numHeads]int // index of each head in the arch (-1: absent)
+	ex     nn.Example
+	zero   nn.Example // every input absent: the explanation baseline
+	probs  []float64
+	top    int
+}
+
+// bind switches to s (nil: no model).
+func (n *netScorer) bind(s *registry.Served) {
+	if s == n.served {
+		return
+	}
+	n.served = s
+	n.heads = [numHeads]int{-1, -1}
+	if s == nil {
+		return
+	}
+	a := s.Encoder.Arch()
+	for i, h := range a.Heads {
+		switch h {
+		case inputs.HeadPurchase:
+			n.heads[headPurchase] = i
+		case inputs.HeadRepeat:
+			n.heads[headRepeat] = i
+		}
+	}
+	n.zero = nn.Example{Numeric: make([]float64, len(a.NumericFeatures))}
+	n.probs = make([]float64, len(a.Heads))
+}
+
+// version returns the bound model's version (0: none).
+func (n *netScorer) version() int64 {
+	if n.served == nil {
+		return 0
+	}
+	return n.served.Version.Number
+}
+
+// predict encodes snap into ex (reusing its buffers) and returns the
+// network's purchase and repeat probabilities (NaN without a model or
+// head).
+func (n *netScorer) predict(ex *nn.Example, snap *features.Snapshot) ([numHeads]float64, error) {
+	out := [numHeads]float64{math.NaN(), math.NaN()}
+	if n.served == nil {
+		return out, nil
+	}
+	*ex = n.served.Encoder.EncodeInto(*ex, snap)
+	p, err := n.served.Model.PredictInto(n.probs, *ex)
+	if err != nil {
+		return out, err
+	}
+	for h, i := range n.heads {
+		if i >= 0 {
+			out[h] = p[i]
+		}
+	}
+	return out, nil
+}
+
+// explain returns the top contributions per head for ex, an example the
+// bound model predicted: the score minus the score with the input absent
+// (every input is occluded in turn: one forward pass each).
+func (n *netScorer) explain(ex nn.Example) ([numHeads][]contribution, error) {
+	var expl [numHeads][]contribution
+	if n.served == nil || n.top == 0 {
+		return expl, nil
+	}
+	cs, err := n.served.Model.Explain(ex, &n.zero)
+	if err != nil {
+		return expl, err
+	}
+	a := n.served.Encoder.Arch()
+	inputsN := len(a.NumericFeatures) + len(a.TokenFields)
+	for h, i := range n.heads {
+		if i >= 0 {
+			expl[h] = topContributions(cs[i*inputsN:(i+1)*inputsN], n.top)
+		}
+	}
+	return expl, nil
+}
+
+// score predicts and explains snap.
+func (n *netScorer) score(snap *features.Snapshot) ([numHeads]float64, [numHeads][]contribution, error) {
+	var ex nn.Example
+	out, err := n.predict(&ex, snap)
+	if err != nil || n.served == nil {
+		return out, [numHeads][]contribution{}, err
+	}
+	expl, err := n.explain(ex)
+	return out, expl, err
+}
+
+// topContributions keeps the k inputs with the largest |Delta| (ties by
+// name), dropping zero deltas.
+func topContributions(cs []nn.Contribution, k int) []contribution {
+	out := make([]contribution, 0, len(cs))
+	for _, c := range cs {
+		if c.Delta != 0 && !math.IsNaN(c.Delta) {
+			out = append(out, contribution{Input: c.Input, Delta: c.Delta})
+		}
+	}
+	slices.SortFunc(out, func(a, b contribution) int {
+		return cmp.Or(cmp.Compare(math.Abs(b.Delta), math.Abs(a.Delta)), cmp.Compare(a.Input, b.Input))
+	})
+	if len(out) > k {
+		out = out[:k]
+	}
+	return slices.Clip(out)
+}
+
+// publicExplanation converts stored contributions (negated for churn,
+// the complement of repeat).
+func publicExplanation(cs []contribution, negate bool) []Contribution {
+	out := make([]Contribution, len(cs))
+	for i, c := range cs {
+		d := c.Delta
+		if negate {
+			d = -d
+		}
+		out[i] = Contribution{Feature: c.Input, Label: Label(c.Input), Contribution: d}
+	}
+	return out
+}

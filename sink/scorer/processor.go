@@ -1,0 +1,721 @@
+package scorer
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/sink/segment"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// record is a fetched snapshot message with its decode result.
+type record struct {
+	offset int64
+	snap   features.Snapshot
+	bad    bool
+}
+
+// erasureNote asks a processor to forget users; done is closed after the
+// processor's next flush that saved its item table without them.
+type erasureNote struct {
+	users []string
+	done  chan struct{}
+}
+
+// processor owns one partition of the snapshot topic: its cached users,
+// clock, item statistics and pending flush. Everything here is touched
+// only by the processor's goroutine, except the erasure inbox.
+type processor struct {
+	s    *Scorer
+	cfg  *Config
+	part stream.Partition
+	eng  *engine
+
+	cache map[string]*user
+	tick  uint64
+
+	clock    int64     // partition clock, unix ms (event time, advanced when idle)
+	evMax    int64     // newest snapshot time seen
+	lastWall time.Time // wall time of the last record (or the start)
+	idleBase int64     // clock when the last record arrived
+
+	ckptNext  int64 // records below it were fully applied before a restart
+	next      int64 // next offset to read (checkpoint candidate)
+	flushed   int64 // next offset covered by the last flush
+	pending   int
+	firstPend time.Time
+
+	itemsSaved time.Time // last save of the item table (zero: never)
+	itemsForce bool      // save the item table at the next flush
+	nextDue    int64     // earliest known timer (0: none known)
+	zrem       []string  // stale timer entries to remove
+	reidx      []*user   // users whose index and timer entries are re-asserted
+
+	mu       sync.Mutex
+	inbox    []erasureNote
+	awaiting []chan struct{} // erasures forgotten, waiting for the flush
+}
+
+func newProcessor(s *Scorer, p stream.Partition) *processor {
+	pr := &processor{s: s, cfg: &s.cfg, part: p, cache: map[string]*user{}, next: -1, flushed: -1, ckptNext: -1}
+	pr.eng = newEngine(&s.cfg, s.stats, s.sketches)
+	pr.eng.lookup = func(id string) *user { return pr.cache[id] }
+	return pr
+}
+
+// Resume loads the checkpoint and the item table and returns the offset to
+// read from: where the item table was saved, so that it relearns what it
+// lost; records below the checkpoint only update it.
+func (p *processor) Resume(ctx context.Context) (int64, error) {
+	st := p.s.st
+	if err := st.registerPartition(ctx, p.part.ID); err != nil {
+		return 0, err
+	}
+	cp, err := st.loadCheckpoint(ctx, p.part.ID)
+	if err != nil {
+		return 0, err
+	}
+	p.clock, p.evMax = cp.Clock, cp.Clock+p.cfg.Lateness.Milliseconds()
+	if cp.Clock == 0 {
+		p.evMax = 0
+	}
+	p.lastWall, p.idleBase = p.cfg.Now(), p.clock
+	start := cp.Next
+	if err := p.eng.items.unmarshal(cp.Items); err != nil {
+		p.cfg.Logger.Warn("scorer: item table unreadable; relearning from the checkpoint", "partition", p.part.ID, "err", err)
+		p.itemsForce = true
+	} else if cp.Items != nil && cp.ItemsNext >= 0 && cp.ItemsNext <= cp.Next {
+		start = cp.ItemsNext
+	}
+	if due, ok, err := st.nextTimer(ctx, p.part.ID); err != nil {
+		return 0, err
+	} else if ok {
+		p.nextDue = due
+	}
+	p.s.register(p)
+	if cp.Next < 0 {
+		p.itemsForce = true
+		return kafka.FirstOffset, nil
+	}
+	p.ckptNext, p.next, p.flushed = cp.Next, cp.Next, cp.Next
+	if cp.Items == nil {
+		p.itemsForce = true
+	}
+	return start, nil
+}
+
+// Run processes the partition until ctx is done.
+func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
+	defer p.s.unregister(p)
+	cfg := p.cfg
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	ticker := time.NewTicker(cfg.Tick)
+	defer ticker.Stop()
+	batch := make([]kafka.Message, 0, cfg.MaxBatch)
+	msgs := feed.Messages()
+	for {
+		batch = batch[:0]
+		var deadline <-chan time.Time
+		if p.unflushed() {
+			wait := cfg.FlushInterval - time.Since(p.firstPend)
+			if wait <= 0 {
+				if err := p.flushAndFire(ctx, feed); err != nil {
+					return err
+				}
+				continue
+			}
+			timer.Reset(wait)
+			deadline = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+			err := p.flush(fctx, feed)
+			cancel()
+			return err
+		case err := <-feed.Errors():
+			return err
+		case <-deadline:
+			if err := p.flushAndFire(ctx, feed); err != nil {
+				return err
+			}
+			continue
+		case <-ticker.C:
+			p.advanceIdle(cfg.Now())
+			if err := p.flushAndFire(ctx, feed); err != nil {
+				return err
+			}
+			continue
+		case m, ok := <-msgs:
+			if !ok {
+				return p.flush(ctx, feed)
+			}
+			batch = append(batch, m)
+		}
+		if deadline != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	drain:
+		for len(batch) < cfg.MaxBatch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := p.process(ctx, batch); err != nil {
+			return err
+		}
+		if p.pending >= cfg.FlushEvents {
+			if err := p.flushAndFire(ctx, feed); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// advanceIdle moves the clock with processing time once the partition has
+// been idle for IdleAfter.
+func (p *processor) advanceIdle(now time.Time) {
+	if p.clock == 0 {
+		return
+	}
+	if idle := now.Sub(p.lastWall); idle >= p.cfg.IdleAfter {
+		p.clock = max(p.clock, p.idleBase+idle.Milliseconds())
+	}
+}
+
+// observeTime advances the clock with a record's event time.
+func (p *processor) observeTime(ts int64) {
+	p.evMax = max(p.evMax, ts)
+	p.clock = max(p.clock, p.evMax-p.cfg.Lateness.Milliseconds())
+	p.lastWall, p.idleBase = p.cfg.Now(), p.clock
+}
+
+// drainInbox applies erasure notes: the users are dropped from the cache
+// and the item table.
+func (p *processor) drainInbox() {
+	p.mu.Lock()
+	notes := p.inbox
+	p.inbox = nil
+	p.mu.Unlock()
+	for _, n := range notes {
+		for _, u := range n.users {
+			if e := p.cache[u]; e != nil {
+				e.erased = true
+				if !e.dirty {
+					delete(p.cache, u)
+				}
+			}
+			p.eng.items.forget(u)
+		}
+		p.itemsForce = true
+		p.awaiting = append(p.awaiting, n.done)
+	}
+}
+
+// notify queues an erasure note (called by Scorer.Forget).
+func (p *processor) notify(n erasureNote) {
+	p.mu.Lock()
+	p.inbox = append(p.inbox, n)
+	p.mu.Unlock()
+}
+
+// loadUsers makes sure every user in ids is cached and refreshes the
+// erasure marks of the cached ones, in one round trip.
+func (p *processor) loadUsers(ctx context.Context, ids []string) error {
+	var missing, cached []string
+	seen := make(map[string]bool, len(ids))
+	for _, u := range ids {
+		if seen[u] {
+			continue
+		}
+		seen[u] = true
+		if _, ok := p.cache[u]; ok {
+			cached = append(cached, u)
+		} else {
+			missing = append(missing, u)
+		}
+	}
+	if len(missing)+len(cached) == 0 {
+		return nil
+	}
+	ls, erased, err := p.s.st.load(ctx, p.part.ID, missing, cached)
+	if err != nil {
+		return err
+	}
+	for i, id := range missing {
+		u := &user{id: id, o: ls[i].o, q: ls[i].q, erased: ls[i].erased}
+		if err := u.st.unmarshal(ls[i].state); err != nil {
+			p.cfg.Logger.Warn("scorer: unreadable user state; starting afresh", "partition", p.part.ID, "err", err)
+		}
+		if err := u.mem.UnmarshalBinary(ls[i].mem); err != nil {
+			p.cfg.Logger.Warn("scorer: unreadable membership; starting afresh", "partition", p.part.ID, "err", err)
+		}
+		u.flushedDue = u.st.Due
+		p.cache[id] = u
+	}
+	for id := range erased {
+		u := p.cache[id]
+		u.erased = true
+		p.eng.items.forget(id)
+	}
+	return nil
+}
+
+// process handles a batch of fetched messages.
+func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	p.drainInbox()
+	if !p.unflushed() {
+		p.firstPend = time.Now()
+	}
+	recs := make([]record, len(batch))
+	ids := make([]string, 0, len(batch))
+	for i := range batch {
+		r := &recs[i]
+		r.offset = batch[i].Offset
+		s, err := features.DecodeSnapshot(batch[i].Value)
+		if err != nil || s.User != string(batch[i].Key) {
+			r.bad = true
+			continue
+		}
+		r.snap = s
+		if r.offset < p.ckptNext {
+			continue
+		}
+		ids = append(ids, s.User)
+		if s.ItemID != "" && s.Price > 0 {
+			for _, w := range p.eng.items.watchers(s.ItemID) {
+				ids = append(ids, w.User)
+			}
+		}
+	}
+	if err := p.loadUsers(ctx, ids); err != nil {
+		return err
+	}
+	p.eng.begin(p.s.catalogue(), p.cfg.Champion.Load())
+	p.tick++
+	for i := range recs {
+		if err := p.handle(&recs[i]); err != nil {
+			return err
+		}
+		p.next = recs[i].offset + 1
+		p.pending++
+	}
+	return nil
+}
+
+// handle applies one record. It is the one place a snapshot is handled.
+func (p *processor) handle(r *record) error {
+	st := p.s.stats
+	if r.bad {
+		st.invalid.Add(1)
+		return nil
+	}
+	s := &r.snap
+	ts := s.TS.UnixMilli()
+	if r.offset < p.ckptNext {
+		// Fully applied before a restart; only the item table relearns.
+		p.observeTime(ts)
+		p.eng.learn(s)
+		return nil
+	}
+	u := p.cache[s.User]
+	u.lastUse = p.tick
+	if u.erased {
+		return nil // erased meanwhile: nothing about the user is kept
+	}
+	if r.offset <= u.o {
+		// Applied to the user before a restart; its index entries may
+		// not have been written, so they are re-asserted.
+		st.replayed.Add(1)
+		p.observeTime(ts)
+		p.eng.learn(s)
+		p.markReindex(u)
+		return nil
+	}
+	start := time.Now()
+	err := p.eng.snapshot(u, s, r.offset, p.clock)
+	p.observeTime(ts)
+	st.handleNs.Add(int64(time.Since(start)))
+	st.snapshots.Add(1)
+	return err
+}
+
+// unflushed reports whether anything processed is not yet durable.
+func (p *processor) unflushed() bool {
+	return p.pending > 0 || len(p.eng.out) > 0 || len(p.eng.dirty) > 0 || (p.next >= 0 && p.next != p.flushed)
+}
+
+// flushAndFire flushes, then fires due timers while some are due.
+func (p *processor) flushAndFire(ctx context.Context, feed *stream.Feed) error {
+	p.drainInbox()
+	if err := p.flush(ctx, feed); err != nil {
+		return err
+	}
+	for round := 0; round < 8 && p.nextDue > 0 && p.clock >= p.nextDue; round++ {
+		more, err := p.fireTimers(ctx)
+		if err != nil {
+			return err
+		}
+		if err := p.flush(ctx, feed); err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+	}
+	return nil
+}
+
+// fireTimers fires the timers due at the partition clock, up to
+// MaxTimers; more reports that more may be due.
+func (p *processor) fireTimers(ctx context.Context) (more bool, err error) {
+	st := p.s.st
+	zs, err := st.dueTimers(ctx, p.part.ID, p.clock, p.cfg.MaxTimers)
+	if err != nil {
+		return false, err
+	}
+	if len(zs) < p.cfg.MaxTimers {
+		// Everything due now is in zs; the next due comes after.
+		p.nextDue = 0
+		if due, ok, err := st.nextTimer(ctx, p.part.ID); err != nil {
+			return false, err
+		} else if ok && due > p.clock {
+			p.nextDue = due
+		}
+	}
+	if len(zs) == 0 {
+		return false, nil
+	}
+	ids := make([]string, len(zs))
+	for i, z := range zs {
+		ids[i], _ = z.Member.(string)
+	}
+	if err := p.loadUsers(ctx, ids); err != nil {
+		return false, err
+	}
+	p.eng.begin(p.s.catalogue(), p.cfg.Champion.Load())
+	p.tick++
+	if p.next < 0 {
+		p.next = p.flushed
+	}
+	for i, z := range zs {
+		u := p.cache[ids[i]]
+		due := int64(z.Score)
+		switch {
+		case u == nil || u.erased || u.st.LastTS == 0:
+			p.zrem = append(p.zrem, ids[i])
+			if u != nil && !u.dirty {
+				delete(p.cache, ids[i])
+			}
+			continue
+		case u.st.Due != due:
+			p.markReindex(u) // a stale entry: re-assert the real one
+			continue
+		}
+		u.lastUse = p.tick
+		p.eng.fire(u, due, p.clock)
+	}
+	return len(zs) == p.cfg.MaxTimers, nil
+}
+
+// flush makes everything processed durable: emitted messages first
+// (acknowledged by Kafka), then the users' states (phase 1), then index
+// and timer entries with the checkpoint (phase 2).
+func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
+	if !p.unflushed() && len(p.zrem) == 0 && len(p.reidx) == 0 && !p.itemsForce {
+		return nil
+	}
+	if p.next < 0 && len(p.eng.dirty) == 0 && len(p.eng.out) == 0 {
+		// Nothing read yet, so no item table was loaded either.
+		p.pending = 0
+		for _, d := range p.awaiting {
+			close(d)
+		}
+		p.awaiting = nil
+		return nil
+	}
+	if err := p.emit(ctx); err != nil {
+		return err
+	}
+	dirty := p.eng.dirty
+	writes := make([]userWrite, 0, len(dirty))
+	for _, u := range dirty {
+		if err := p.eng.explain(u); err != nil {
+			return err
+		}
+		writes = append(writes, p.userWrite(u))
+	}
+	res, err := p.s.st.writeUsers(ctx, p.part.ID, writes)
+	if err != nil {
+		return err
+	}
+	var idx []indexOp
+	var timers []timerOp
+	cat := p.s.catalogue()
+	for i, u := range dirty {
+		switch res[i] {
+		case writeFenced:
+			return ErrFenced
+		case writeErased:
+			u.erased = true
+			p.eng.items.forget(u.id)
+			p.itemsForce = true
+			continue
+		case writeOK:
+		default:
+			return errors.New("scorer: unexpected write result " + strconv.FormatInt(res[i], 10))
+		}
+		if u.gone {
+			idx = append(idx, p.reindexOps(u, cat, true)...)
+			timers = append(timers, timerOp{user: u.id})
+			continue
+		}
+		if u.reindex {
+			idx = append(idx, p.reindexOps(u, cat, false)...)
+		} else {
+			idx = append(idx, u.idx...)
+		}
+		if u.st.Due != u.flushedDue || u.reindex {
+			timers = append(timers, timerOp{user: u.id, due: u.st.Due})
+		}
+	}
+	for _, u := range p.reidx {
+		if u.reindex && !u.dirty && !u.erased {
+			idx = append(idx, p.reindexOps(u, cat, false)...)
+			timers = append(timers, timerOp{user: u.id, due: u.st.Due})
+		}
+	}
+	for _, id := range p.zrem {
+		timers = append(timers, timerOp{user: id})
+	}
+	next := p.next
+	if next < 0 {
+		next = p.flushed
+	}
+	cp := checkpoint{Next: next, Clock: p.clock}
+	var items []byte
+	now := p.cfg.Now()
+	if next >= 0 && (p.itemsForce || now.Sub(p.itemsSaved) >= p.cfg.Items.SaveInterval) {
+		items = p.eng.items.marshal()
+	}
+	if next >= 0 {
+		if err := p.s.st.commit(ctx, p.part.ID, idx, timers, cp, items); err != nil {
+			return err
+		}
+	}
+	p.s.stats.flushes.Add(1)
+	for _, t := range timers {
+		if t.due > 0 && (p.nextDue == 0 || t.due < p.nextDue) {
+			p.nextDue = t.due
+		}
+	}
+	for i, u := range dirty {
+		u.dirty, u.scoresDirty, u.reindex = false, false, false
+		u.idx = u.idx[:0]
+		u.flushedDue = u.st.Due
+		if u.gone || res[i] == writeErased {
+			delete(p.cache, u.id)
+		}
+	}
+	for _, u := range p.reidx {
+		u.reindex = false
+	}
+	p.reidx = p.reidx[:0]
+	p.eng.dirty = p.eng.dirty[:0]
+	p.zrem = p.zrem[:0]
+	if items != nil {
+		p.itemsSaved, p.itemsForce = now, false
+		for _, d := range p.awaiting {
+			close(d)
+		}
+		p.awaiting = nil
+	}
+	p.pending = 0
+	if next >= 0 {
+		p.flushed = next
+		p.ckptNext = max(p.ckptNext, next)
+		feed.Committed(next)
+	}
+	p.evict()
+	return nil
+}
+
+// markReindex asks the next flush to re-assert u's index and timer
+// entries.
+func (p *processor) markReindex(u *user) {
+	if !u.reindex {
+		u.reindex = true
+		p.reidx = append(p.reidx, u)
+	}
+}
+
+// reindexOps re-asserts u's index entries: member of its segments, not of
+// the catalogue's others (of none when gone).
+func (p *processor) reindexOps(u *user, cat *segment.Catalogue, gone bool) []indexOp {
+	var ops []indexOp
+	for _, s := range cat.Segments() {
+		ops = append(ops, indexOp{user: u.id, seg: s.Name, add: !gone && u.mem.Has(s.Name)})
+	}
+	for name := range u.mem.All() {
+		if _, ok := cat.Segment(name); !ok {
+			ops = append(ops, indexOp{user: u.id, seg: name, add: !gone})
+		}
+	}
+	if gone {
+		for _, op := range u.idx {
+			if !slices.ContainsFunc(ops, func(o indexOp) bool { return o.seg == op.seg }) {
+				ops = append(ops, indexOp{user: u.id, seg: op.seg})
+			}
+		}
+	}
+	return ops
+}
+
+// userWrite builds u's phase-1 write.
+func (p *processor) userWrite(u *user) userWrite {
+	w := userWrite{user: u.id, o: u.o, q: u.q, due: u.st.Due, gone: u.gone}
+	if u.gone {
+		return w
+	}
+	if u.mem.Len() > 0 {
+		w.mem, _ = u.mem.MarshalBinary()
+	}
+	w.state = u.st.marshal(make([]byte, 0, 512))
+	if u.scoresDirty {
+		w.scores = p.scoreFields(u)
+	}
+	return w
+}
+
+// scoreFields renders the user's latest scores as the `scores` hash:
+// field = score name, value = "<value>|<model version>|<feature>:<contribution>,…".
+func (p *processor) scoreFields(u *user) []any {
+	var sc scores
+	v := project(u.st.Vec, u.st.LastTS, max(u.st.EvalAt, u.st.LastTS))
+	p.eng.scores(u, &v, &sc)
+	out := make([]any, 0, 2*numScores)
+	ver := strconv.FormatInt(u.st.Model, 10)
+	for i, x := range sc {
+		if x != x { // NaN: missing
+			continue
+		}
+		b := strconv.AppendFloat(make([]byte, 0, 96), x, 'g', 10, 64)
+		b = append(b, '|')
+		b = append(b, ver...)
+		b = append(b, '|')
+		var cs []contribution
+		neg := false
+		switch i {
+		case sPurchase:
+			cs = u.st.Explain[headPurchase]
+		case sRepeat:
+			cs = u.st.Explain[headRepeat]
+		case sChurn:
+			cs, neg = u.st.Explain[headRepeat], true
+		}
+		for j, c := range cs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			d := c.Delta
+			if neg {
+				d = -d
+			}
+			b = append(b, c.Input...)
+			b = append(b, ':')
+			b = strconv.AppendFloat(b, d, 'g', 6, 64)
+		}
+		out = append(out, scoreNames[i], string(b))
+	}
+	if len(out) == 0 {
+		return []any{"-"}
+	}
+	return out
+}
+
+// emit sends the pending messages and waits for their acknowledgement. It
+// is the one place messages are emitted.
+func (p *processor) emit(ctx context.Context) error {
+	out := p.eng.out
+	if len(out) == 0 {
+		return nil
+	}
+	msgs := make([]kafka.Message, len(out))
+	for i := range out {
+		msgs[i] = out[i].msg
+	}
+	if err := p.s.sender.Send(ctx, msgs...); err != nil {
+		return err
+	}
+	now := p.cfg.Now()
+	st := p.s.stats
+	st.emitted.Add(int64(len(out)))
+	st.mu.Lock()
+	for _, o := range out {
+		switch o.change {
+		case "enter":
+			st.enters[o.name]++
+		case "exit":
+			st.exits[o.name]++
+		default:
+			st.triggers[o.name]++
+		}
+	}
+	st.mu.Unlock()
+	for _, o := range out {
+		if o.appended.IsZero() {
+			continue
+		}
+		if o.change != "" {
+			st.changeLatency.observe(now.Sub(o.appended))
+		} else {
+			st.triggerLatency.observe(now.Sub(o.appended))
+		}
+	}
+	clear(p.eng.out)
+	p.eng.out = p.eng.out[:0]
+	return nil
+}
+
+// evict trims the cache to its bound, least recently used first; only
+// clean users are cached past a flush.
+func (p *processor) evict() {
+	limit := p.cfg.CacheUsers
+	if len(p.cache) <= limit {
+		return
+	}
+	type lu struct {
+		id string
+		t  uint64
+	}
+	all := make([]lu, 0, len(p.cache))
+	for id, u := range p.cache {
+		all = append(all, lu{id, u.lastUse})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].t < all[j].t })
+	for _, x := range all[:len(p.cache)-limit*9/10] {
+		delete(p.cache, x.id)
+	}
+}
