@@ -496,3 +496,30 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+func TestParseCPUList(t *testing.T) {
+	cases := map[string][]int{
+		"": nil, "-": nil, "0": {0}, "1": {1}, "0-2": {0, 1, 2}, "0,2-3": {0, 2, 3}, "3-1": nil, "x": nil, "1-y": nil,
+	}
+	for in, want := range cases {
+		if got := parseCPUList(in); !slices.Equal(got, want) {
+			t.Errorf("parseCPUList(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestBusy(t *testing.T) {
+	a := cpuTimes{0: {100, 1000}, 1: {0, 1000}}
+	b := cpuTimes{0: {200, 1100}, 1: {25, 1100}} // cpu0 fully busy, cpu1 a quarter
+	for _, c := range []struct {
+		cpus []int
+		want float64
+	}{{nil, 0.625}, {[]int{0}, 1}, {[]int{1}, 0.25}, {[]int{7}, 0}} {
+		if got := busy(a, b, c.cpus); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("busy(%v) = %g, want %g", c.cpus, got, c.want)
+		}
+	}
+	if now := readCPUTimes(); now != nil && len(now) == 0 {
+		t.Error("/proc/stat lists no CPU")
+	}
+}

@@ -102,6 +102,11 @@ type ingestResult struct {
 	// Durable spent before processing: Kafka, fetch, queue).
 	Processed Histogram `json:"processed"`
 	Proc      ProcStats `json:"proc"`
+	// BusyAll and BusyOwn are the busy fractions, over the window, of all
+	// CPUs and of the CPUs this process may run on, whoever used them
+	// (/proc/stat): the share of the machine others took.
+	BusyAll float64 `json:"busy_all_cpus"`
+	BusyOwn float64 `json:"busy_own_cpus"`
 }
 
 // counters is a copy of the topology's counters.
@@ -191,13 +196,14 @@ func runIngest(ctx context.Context, spec *ingestSpec, logLevel string, ctl *cont
 		mu    sync.Mutex
 		start time.Time
 		cpu0  time.Duration
+		stat0 cpuTimes
 		c0    counters
 		in    *app.Ingester
 	)
 	open := func() {
 		mu.Lock()
 		defer mu.Unlock()
-		start, cpu0 = time.Now(), cpuTime()
+		start, cpu0, stat0 = time.Now(), cpuTime(), readCPUTimes()
 		if spec.Expect <= 0 {
 			// A fresh process has done nothing before its first event.
 			c0 = readCounters(in.Topology().Stats())
@@ -277,13 +283,15 @@ func runIngest(ctx context.Context, spec *ingestSpec, logLevel string, ctl *cont
 		}
 		end = time.Now()
 	}
-	cpu := cpuTime()
+	cpu, stat1 := cpuTime(), readCPUTimes()
 	mu.Lock()
 	if spec.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
 	c1 := readCounters(in.Topology().Stats())
 	res := &ingestResult{Proc: procStats(cpu - cpu0)}
+	res.BusyAll = busy(stat0, stat1, nil)
+	res.BusyOwn = busy(stat0, stat1, parseCPUList(res.Proc.CPUs))
 	el := end.Sub(start)
 	mu.Unlock()
 

@@ -110,21 +110,25 @@ type RedisFloor struct {
 
 // MaxRun is the real pipeline draining a pre-loaded topic.
 type MaxRun struct {
-	Events                 int64            `json:"events"`
-	Seconds                float64          `json:"seconds"`
-	EventsPerSec           float64          `json:"events_per_sec"`
-	RatioToFloor           float64          `json:"ratio_to_consume_floor"`
-	RatioToRedisFloor      float64          `json:"ratio_to_redis_floor"`
-	RoundTripsPerEvent     float64          `json:"round_trips_per_event"`
-	ClientCommandsPerEvent float64          `json:"client_commands_per_event"`
-	ScriptCommandsPerEvent float64          `json:"script_commands_per_event"`
-	EventsPerFlush         float64          `json:"events_per_flush"`
-	UsersPerFlush          float64          `json:"users_per_flush"`
-	FlushMsAvg             float64          `json:"flush_ms_avg"`
-	CPUSecondsPerMillion   float64          `json:"cpu_seconds_per_million"`
-	CPUUtilisation         float64          `json:"cpu_utilisation"`
-	Commands               map[string]int64 `json:"redis_commands"`
-	Ingest                 ingestResult     `json:"ingest"`
+	Events                 int64   `json:"events"`
+	Seconds                float64 `json:"seconds"`
+	EventsPerSec           float64 `json:"events_per_sec"`
+	RatioToFloor           float64 `json:"ratio_to_consume_floor"`
+	RatioToRedisFloor      float64 `json:"ratio_to_redis_floor"`
+	RoundTripsPerEvent     float64 `json:"round_trips_per_event"`
+	ClientCommandsPerEvent float64 `json:"client_commands_per_event"`
+	ScriptCommandsPerEvent float64 `json:"script_commands_per_event"`
+	EventsPerFlush         float64 `json:"events_per_flush"`
+	UsersPerFlush          float64 `json:"users_per_flush"`
+	FlushMsAvg             float64 `json:"flush_ms_avg"`
+	CPUSecondsPerMillion   float64 `json:"cpu_seconds_per_million"`
+	CPUUtilisation         float64 `json:"cpu_utilisation"`
+	// IngestCPUBusy is how busy the ingester's CPUs were over the window,
+	// by any process; MachineBusy the same for all CPUs.
+	IngestCPUBusy float64          `json:"ingest_cpu_busy"`
+	MachineBusy   float64          `json:"machine_busy"`
+	Commands      map[string]int64 `json:"redis_commands"`
+	Ingest        ingestResult     `json:"ingest"`
 }
 
 // LoadRun is the pipeline at a fixed offered load.
@@ -138,11 +142,16 @@ type LoadRun struct {
 	Emit                 Summary `json:"snapshot_emit"`
 	Seen                 Summary `json:"snapshot_seen"`
 	RoundTripsPerEvent   float64 `json:"round_trips_per_event"`
+	LoadsPerEvent        float64 `json:"loads_per_event"`
 	EventsPerFlush       float64 `json:"events_per_flush"`
+	FlushMsAvg           float64 `json:"flush_ms_avg"`
 	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million"`
 	CPUUtilisation       float64 `json:"cpu_utilisation"`
+	IngestCPUBusy        float64 `json:"ingest_cpu_busy"`
+	MachineBusy          float64 `json:"machine_busy"`
 	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
 	LoadGOMAXPROCS       int     `json:"load_gomaxprocs"`
+	Warning              string  `json:"warning,omitempty"`
 }
 
 // Target is one stated target and whether the run met it.
@@ -216,14 +225,15 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Partitions, r.Setup.FlushEvents, r.Setup.FlushIntervalMs)
 
 	p("### Throughput at maximum speed (pre-loaded topic)\n\n")
-	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | CPU s per M events | peak RSS MiB | Redis MiB per 100k users |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all processes) | peak RSS MiB | Redis MiB per 100k users |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		m := s.Max
-		p("| %s | %d | %s | %s | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.0f | %.1f |\n",
+		p("| %s | %d | %s | %s | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f | %.1f |\n",
 			fmtUsers(s.Users), m.Events, fmtRate(s.ConsumeFloor.EventsPerSec), fmtRate(m.EventsPerSec), 100*m.RatioToFloor,
 			fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
-			m.EventsPerFlush, m.CPUSecondsPerMillion, mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
+			m.EventsPerFlush, m.FlushMsAvg, m.CPUSecondsPerMillion, 100*m.CPUUtilisation, 100*m.IngestCPUBusy,
+			mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
 	}
 	for _, s := range r.Scales {
 		if bf := s.Before; bf != nil {
@@ -236,15 +246,17 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	p("\n### Latency at fixed offered loads\n\n")
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
 	p("Emit: the same → timestamp of its profile snapshot record (%s).\n\n", r.Setup.Trigger)
-	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | emit p50 / p99 / p99.9 ms | round trips/event | events/flush | CPU s per M events | CPU use |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		for _, l := range s.Loads {
-			p("| %s | %.0f %% | %s | %s | %s / %s / %s | %s / %s / %s | %.3f | %.1f | %.1f | %.0f %% |\n",
+			p("| %s | %.0f %% | %s | %s | %s / %s / %s | %s / %s | %s / %s / %s | %.3f (%.3f) | %.1f | %.1f | %.1f | %.0f %% | %.0f %% |\n",
 				fmtUsers(s.Users), 100*l.Fraction, fmtRate(l.OfferedPerSec), fmtRate(l.IngestedPerSec),
 				fmtMs(l.Durable.P50Ms), fmtMs(l.Durable.P99Ms), fmtMs(l.Durable.P999Ms),
+				fmtMs(l.Processed.P50Ms), fmtMs(l.Processed.P99Ms),
 				fmtMs(l.Emit.P50Ms), fmtMs(l.Emit.P99Ms), fmtMs(l.Emit.P999Ms),
-				l.RoundTripsPerEvent, l.EventsPerFlush, l.CPUSecondsPerMillion, 100*l.CPUUtilisation)
+				l.RoundTripsPerEvent, l.LoadsPerEvent, l.EventsPerFlush, l.FlushMsAvg, l.CPUSecondsPerMillion,
+				100*l.CPUUtilisation, 100*l.IngestCPUBusy)
 		}
 	}
 	p("\n### State against users\n\n")

@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Setup: Setup{
 			Ingester: "separate process: app.Ingester with production defaults (snapshot stage, PII masking) " +
 				"plus a latency stage",
-			LoadGenerator: "separate process: kafka-go writer, murmur2 keys, synchronous chunks paced every 2 ms",
+			LoadGenerator: fmt.Sprintf("separate process: kafka-go writer, murmur2 keys, what is due published every %s (synchronous writes)", pacingTick),
 			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Partitions: cfg.Partitions,
 			FlushEvents: b.pcfg.FlushEvents, FlushIntervalMs: float64(b.pcfg.FlushInterval) / 1e6,
 			MaxBatch: b.pcfg.MaxBatch, CacheUsers: b.pcfg.CacheUsers, TTL: ttl.String(),
@@ -333,6 +333,9 @@ func (b *run) scale(ctx context.Context, n int) (*Scale, error) {
 		}
 		topics = append(topics, lr.topics...)
 		sc.Loads = append(sc.Loads, lr.LoadRun)
+		if lr.Warning != "" {
+			sc.Warnings = append(sc.Warnings, fmt.Sprintf("%.0f %% load: %s", 100*f, lr.Warning))
+		}
 		round = next
 	}
 	return sc, nil
@@ -391,6 +394,7 @@ func (b *run) maxRun(ctx context.Context, n int, topic string, ends map[int]int6
 	}
 	m.CPUSecondsPerMillion = perMillion(ir.Proc.CPUSeconds, ir.Events)
 	m.CPUUtilisation = ratio(ir.Proc.CPUSeconds, ir.Seconds)
+	m.IngestCPUBusy, m.MachineBusy = ir.BusyOwn, ir.BusyAll
 	return m, nil
 }
 
@@ -488,13 +492,20 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	out.Durable, out.Emit, out.Seen = ir.Durable.Summary(), pr.Emit.Summary(), pr.Seen.Summary()
 	out.Processed = ir.Processed.Summary()
 	out.RoundTripsPerEvent = float64(ir.RoundTrips) / float64(max(ir.Events, 1))
+	out.LoadsPerEvent = float64(ir.Loads) / float64(max(ir.Events, 1))
 	if ir.Flushes > 0 {
 		out.EventsPerFlush = float64(ir.Events) / float64(ir.Flushes)
+		out.FlushMsAvg = ir.FlushSeconds * 1e3 / float64(ir.Flushes)
 	}
+	out.IngestCPUBusy, out.MachineBusy = ir.BusyOwn, ir.BusyAll
 	out.CPUSecondsPerMillion = perMillion(ir.Proc.CPUSeconds, ir.Events)
 	out.CPUUtilisation = ratio(ir.Proc.CPUSeconds, ir.Seconds)
 	out.PeakRSSBytes = ir.Proc.PeakRSSBytes
 	out.LoadGOMAXPROCS = pr.Proc.GOMAXPROCS
+	if pr.Rate < 0.95*out.OfferedPerSec {
+		out.Warning = fmt.Sprintf("the load generator published %s events/s of the %s offered: the run is load-bound, not pipeline-bound",
+			fmtRate(pr.Rate), fmtRate(out.OfferedPerSec))
+	}
 	return out, pr.NextRound, nil
 }
 

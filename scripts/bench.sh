@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench.sh — runs `streamprofile bench` on the real stack and writes docs/bench/.
+#
+#   scripts/bench.sh [streamprofile bench flags]
+#
+# Starts Kafka and Redis with scripts/testenv.sh (in a state folder of its own, so a test
+# environment that is up is left alone), pinned with taskset to the load side's CPUs (all but
+# the last; the last CPU is the measured process's), builds the binary, runs
+#   streamprofile bench --brokers ... --redis ... --out docs/bench [flags]
+# and stops the services again whatever happens. The Kafka broker runs with C2 and G1 here
+# (STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS; the test default trades throughput for start-up time).
+#
+# Environment:
+#   STREAMPROFILE_BENCH_OUT          output folder (default: <repo>/docs/bench)
+#   STREAMPROFILE_TESTENV_DIR        services' state folder (default: <repo>/.testenv/bench, git-ignored)
+#   STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS  broker JVM options (default "-Xms1g -Xmx1g -XX:+UseG1GC")
+#
+# Examples:
+#   scripts/bench.sh                          # 10k, 100k and 1M users (about 10 minutes on 2 CPUs)
+#   scripts/bench.sh --quick --out /tmp/b     # smoke run, seconds
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+testenv="$repo/scripts/testenv.sh"
+export STREAMPROFILE_TESTENV_DIR="${STREAMPROFILE_TESTENV_DIR:-$repo/.testenv/bench}"
+export STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS="${STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS:--Xms1g -Xmx1g -XX:+UseG1GC}"
+out="${STREAMPROFILE_BENCH_OUT:-$repo/docs/bench}"
+
+ncpu="$(nproc)"
+load_cpus=""
+if command -v taskset >/dev/null 2>&1 && ((ncpu >= 2)); then
+	load_cpus="0"
+	if ((ncpu > 2)); then
+		load_cpus="0-$((ncpu - 2))"
+	fi
+fi
+
+# shellcheck disable=SC2317 # called by the EXIT trap.
+down() {
+	"$testenv" down || echo "bench.sh: scripts/testenv.sh down failed" >&2
+}
+trap down EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -n "$load_cpus" ]]; then
+	taskset -c "$load_cpus" "$testenv" up
+else
+	"$testenv" up
+fi
+eval "$("$testenv" env)"
+
+bin="$STREAMPROFILE_TESTENV_DIR/bin/streamprofile"
+go build -o "$bin" ./cmd/streamprofile
+
+# --out given on the command line wins over the default (flags are parsed left to right).
+"$bin" bench --brokers "$STREAMPROFILE_TEST_KAFKA" --redis "$STREAMPROFILE_TEST_REDIS" --out "$out" "$@"
