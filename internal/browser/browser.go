@@ -25,7 +25,9 @@ import (
 var ErrUnavailable = errors.New("browser: no chromium")
 
 // Candidates are the executable names Find looks for, in order.
-func Candidates() []string { return []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} }
+func Candidates() []string {
+	return []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
+}
 
 // Find returns the path of a Chromium executable. When none is on PATH and
 // install is true, it installs Debian's chromium package with apt-get
