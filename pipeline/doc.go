@@ -12,4 +12,15 @@
 // flush) is touched only by its goroutine. Any failure drops that state and
 // the processor restarts from the checkpoint stored in Redis; the per-user
 // stamps make the replayed prefix a no-op, so the effect is exactly once.
+//
+// Observability (Config.Tracer, Config.Metrics; both off by default, at no
+// cost): each record's consume span continues the trace in its headers
+// (or starts a sampled root) with decode, dedupe, feature_update and score
+// children; every record the event causes — dead letter, stage output,
+// forwarded identify, merge record — gets an emit span whose context is
+// injected into its headers, named by StageOutputs (a stage's triggers
+// are "trigger"); each flush is a redis_flush span linked to the events it
+// makes durable, and observes their end-to-end latencies
+// (observability.Batch). The processor reports its lag per batch
+// (stream.Feed.Processed).
 package pipeline
