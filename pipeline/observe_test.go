@@ -112,8 +112,8 @@ func TestTraceThroughProcessor(t *testing.T) {
 	f.run(t,
 		record(0, "u1", viewJSON("e1", "u1"), traceparent(remoteParent), kafka.Header{Key: "source", Value: []byte("replay")}),
 		record(1, "u1", `{"schema":1,`, traceparent(remoteParent)), // malformed: dead-lettered
-		record(2, "u2", identify, traceparent(remoteParent)),      // user side: forwarded to a1's partition
-		record(3, "a1", identify, traceparent(remoteParent)),      // anonymous side: a merge record for u2
+		record(2, "u2", identify, traceparent(remoteParent)),       // user side: forwarded to a1's partition
+		record(3, "a1", identify, traceparent(remoteParent)),       // anonymous side: a merge record for u2
 	)
 	byName := spansByName(f.rec.Ended())
 	consume := byName["process clickstream"]
