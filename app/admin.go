@@ -173,15 +173,14 @@ func (a *Admin) Serve(ctx context.Context, run func(context.Context) error) erro
 
 // Readiness checks of the roles.
 
-// CheckPartitions names the readiness check of GroupCaughtUp.
-const CheckPartitions = "partitions"
-
-// GroupCaughtUp is ready once the member has joined its consumer group and
-// every partition assigned to it lags by at most maxLag records (a member
-// with no partitions is ready once joined).
-func GroupCaughtUp(g *stream.Group, maxLag int64) observability.ReadinessCheck {
+// GroupCaughtUp is the readiness check name: ready once the member has
+// joined its consumer group and every partition assigned to it lags by at
+// most maxLag records (a member with no partitions is ready once joined).
+// Names must differ within one Admin (ingest uses "partitions", train
+// "trainer-partitions").
+func GroupCaughtUp(name string, g *stream.Group, maxLag int64) observability.ReadinessCheck {
 	lag := observability.LagCheck(g.Assigned, maxLag)
-	return observability.ReadinessCheck{Name: CheckPartitions, Check: func(ctx context.Context) error {
+	return observability.ReadinessCheck{Name: name, Check: func(ctx context.Context) error {
 		if !g.Joined() {
 			return errors.New("not joined to the consumer group yet")
 		}
@@ -189,15 +188,16 @@ func GroupCaughtUp(g *stream.Group, maxLag int64) observability.ReadinessCheck {
 	}}
 }
 
-// RedisReachable is ready while Redis answers PING.
-func RedisReachable(rdb redis.UniversalClient) observability.ReadinessCheck {
-	return observability.ReadinessCheck{Name: "redis", Check: func(ctx context.Context) error {
+// RedisReachable is the readiness check name: ready while rdb answers
+// PING.
+func RedisReachable(name string, rdb redis.UniversalClient) observability.ReadinessCheck {
+	return observability.ReadinessCheck{Name: name, Check: func(ctx context.Context) error {
 		return rdb.Ping(ctx).Err()
 	}}
 }
 
-// ModelLoaded is ready once loaded returns nil (for the score and serve
-// roles: a champion model is loaded).
+// ModelLoaded is the readiness check "model": ready once loaded returns nil
+// (for the score and serve roles: a champion model is loaded).
 func ModelLoaded(loaded func() error) observability.ReadinessCheck {
 	return observability.ReadinessCheck{Name: "model", Check: func(context.Context) error { return loaded() }}
 }

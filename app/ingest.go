@@ -217,8 +217,8 @@ func instrumentIngest(a *Admin, topo *pipeline.Topology, group *stream.Group, rd
 	if err := a.Metrics().RegisterLag(topic, group.Assigned); err != nil {
 		return fmt.Errorf("ingest: metrics: %w", err)
 	}
-	a.AddCheck(GroupCaughtUp(group, a.Config().MaxLag))
-	a.AddCheck(RedisReachable(rdb))
+	a.AddCheck(GroupCaughtUp("partitions", group, a.Config().MaxLag))
+	a.AddCheck(RedisReachable("redis", rdb))
 	return nil
 }
 

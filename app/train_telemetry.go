@@ -31,11 +31,11 @@ func ServeTrainer(ctx context.Context, t *Trainer, a *Admin) error {
 	if err := a.Metrics().RegisterLag(t.cfg.Topic, t.group.Assigned); err != nil {
 		return fmt.Errorf("train: metrics: %w", err)
 	}
-	a.AddCheck(GroupCaughtUp(t.group, a.Config().MaxLag))
+	a.AddCheck(GroupCaughtUp("trainer-partitions", t.group, a.Config().MaxLag))
 	if t.cfg.Registry.Dir == "" {
 		rdb := NewRedis(t.cfg.Registry.Redis)
 		defer rdb.Close()
-		a.AddCheck(RedisReachable(rdb))
+		a.AddCheck(RedisReachable("registry-redis", rdb))
 	}
 	return a.Serve(ctx, func(ctx context.Context) error {
 		exp := &trainerExporter{m: a.Metrics()}
