@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -13,57 +12,68 @@ import (
 	"github.com/streamprofile/streamprofile/observability"
 )
 
-// TrainerStatsInterval is how often ServeTrainer exports the trainer's
-// statistics to the metrics.
+// TrainerStatsInterval is how often the trainer's statistics are exported
+// to the metrics.
 const TrainerStatsInterval = 5 * time.Second
 
-// ServeTrainer runs the train role t (Trainer.Run) under a: the consumer
-// lag of the snapshot topic and the trainer's statistics are exported to
-// a's metrics (pending examples, examples trained, rollbacks, champion
-// version and the prequential AUC of champion and challenger per task,
-// every TrainerStatsInterval and once more at the end), and /readyz
-// reports the partitions caught up and the registry's Redis reachable. A
-// nil a runs t alone.
+// ServeTrainer runs the train role t (Trainer.Run) with a's listener
+// beside it (see InstrumentTrainer for what a gets). A nil a runs t alone.
 func ServeTrainer(ctx context.Context, t *Trainer, a *Admin) error {
 	if a == nil {
 		return t.Run(ctx)
 	}
-	if err := a.Metrics().RegisterLag(t.cfg.Topic, t.group.Assigned); err != nil {
-		return fmt.Errorf("train: metrics: %w", err)
+	export, release, err := InstrumentTrainer(t, a)
+	if err != nil {
+		return err
 	}
-	a.AddCheck(GroupCaughtUp("trainer-partitions", t.group, a.Config().MaxLag))
-	if t.cfg.Registry.Dir == "" {
-		rdb := NewRedis(t.cfg.Registry.Redis)
-		defer rdb.Close()
-		a.AddCheck(RedisReachable("registry-redis", rdb))
-	}
+	defer release()
 	return a.Serve(ctx, func(ctx context.Context) error {
-		exp := &trainerExporter{m: a.Metrics()}
 		rctx, stop := context.WithCancel(ctx)
 		g, gctx := errgroup.WithContext(rctx)
 		g.Go(func() error {
 			defer stop()
 			return t.Run(gctx)
 		})
-		g.Go(func() error {
-			tick := time.NewTicker(TrainerStatsInterval)
-			defer tick.Stop()
-			for {
-				select {
-				case <-gctx.Done():
-					return nil
-				case <-tick.C:
-					exp.export(t.Stats())
-				}
-			}
-		})
-		err := g.Wait()
-		exp.export(t.Stats())
-		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			err = nil
-		}
-		return err
+		g.Go(func() error { return export(gctx) })
+		return g.Wait()
 	})
+}
+
+// InstrumentTrainer registers t with a: the consumer lag of the snapshot
+// topic on a's metrics, and the readiness checks "trainer-partitions"
+// (caught up) and, with a Redis registry, "registry-redis" (reachable). It
+// returns export, which exports t's statistics to a's metrics (pending
+// examples, examples trained, rollbacks, champion version and the
+// prequential AUC of champion and challenger per task) every
+// TrainerStatsInterval until ctx is done and once more then, and release,
+// to call once t has stopped. ServeTrainer uses it; a process that serves
+// a already (the demo) calls it and runs export beside t.Run.
+func InstrumentTrainer(t *Trainer, a *Admin) (export func(context.Context) error, release func(), err error) {
+	if err := a.Metrics().RegisterLag(t.cfg.Topic, t.group.Assigned); err != nil {
+		return nil, nil, fmt.Errorf("train: metrics: %w", err)
+	}
+	a.AddCheck(GroupCaughtUp("trainer-partitions", t.group, a.Config().MaxLag))
+	release = func() {}
+	if t.cfg.Registry.Dir == "" {
+		rdb := NewRedis(t.cfg.Registry.Redis)
+		release = func() { _ = rdb.Close() }
+		a.AddCheck(RedisReachable("registry-redis", rdb))
+	}
+	exp := &trainerExporter{m: a.Metrics()}
+	export = func(ctx context.Context) error {
+		tick := time.NewTicker(TrainerStatsInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				exp.export(t.Stats())
+				return nil
+			case <-tick.C:
+				exp.export(t.Stats())
+			}
+		}
+	}
+	return export, release, nil
 }
 
 // trainerExporter turns trainer.Stats snapshots into metric updates; its
