@@ -363,7 +363,7 @@ func TestConfigValidate(t *testing.T) {
 func TestTargetsAndOutput(t *testing.T) {
 	r := &Result{Setup: Setup{FlushIntervalMs: 20}, Scales: []Scale{{
 		Users: 10000, ConsumeFloor: RateFigure{EventsPerSec: 100000},
-		Max: MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, RoundTripsPerEvent: 0.004},
+		Max: MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, CPURatioToFloor: 0.55, RoundTripsPerEvent: 0.004},
 		Loads: []LoadRun{
 			{Fraction: 0.5, OfferedPerSec: 30000, IngestedPerSec: 30000, RoundTripsPerEvent: 0.3,
 				Durable: Summary{Count: 10, P50Ms: 12, P99Ms: 19, P999Ms: 30}, Emit: Summary{Count: 10, P50Ms: 10, P99Ms: 60, P999Ms: 70}},
@@ -372,13 +372,14 @@ func TestTargetsAndOutput(t *testing.T) {
 		},
 	}}}
 	want := map[string]bool{
-		"pipeline ev/s ÷ consume+decode floor":           true,
-		"Redis round trips per event, maximum speed":     true,
-		"Redis round trips per event, 50 % load":         false,
-		"p99 event → durable in Redis, 50 % load":        true,
-		"p99 event → trigger (snapshot emit), 50 % load": false,
-		"Redis round trips per event, 80 % load":         true,
-		"p99 event → durable in Redis, 80 % load":        false,
+		"pipeline ev/s ÷ consume+decode floor":             true,
+		"the same, by CPU time per event (both CPU-bound)": true,
+		"Redis round trips per event, maximum speed":       true,
+		"Redis round trips per event, 50 % load":           false,
+		"p99 event → durable in Redis, 50 % load":          true,
+		"p99 event → trigger (snapshot emit), 50 % load":   false,
+		"Redis round trips per event, 80 % load":           true,
+		"p99 event → durable in Redis, 80 % load":          false,
 	}
 	got := targets(r)
 	if len(got) != len(want) {

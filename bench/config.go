@@ -50,6 +50,11 @@ type Config struct {
 	// of the re-keyed sample holds about 3.9 events per user). Default 0:
 	// one whole round.
 	MaxEvents int64
+	// Repeats is how many times the consume+decode floor and the
+	// maximum-speed runs are repeated; the fastest counts (the others are
+	// in the results), which filters out other processes' bursts. Default
+	// 0: 3 when a scale's round has at most 500k events, else 1.
+	Repeats int
 	// RedisFloorWindow is how long the Redis floor runs. Default 5s (1s
 	// with Quick).
 	RedisFloorWindow time.Duration

@@ -94,6 +94,8 @@ type RateFigure struct {
 	EventsPerSec         float64   `json:"events_per_sec"`
 	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
 	Proc                 ProcStats `json:"proc"`
+	// Runs are the rates of every repeat; the figure is the fastest.
+	Runs []float64 `json:"runs,omitempty"`
 }
 
 // RedisFloor is the raw pipelined-write rate of Redis.
@@ -110,19 +112,25 @@ type RedisFloor struct {
 
 // MaxRun is the real pipeline draining a pre-loaded topic.
 type MaxRun struct {
-	Events                 int64   `json:"events"`
-	Seconds                float64 `json:"seconds"`
-	EventsPerSec           float64 `json:"events_per_sec"`
-	RatioToFloor           float64 `json:"ratio_to_consume_floor"`
-	RatioToRedisFloor      float64 `json:"ratio_to_redis_floor"`
-	RoundTripsPerEvent     float64 `json:"round_trips_per_event"`
-	ClientCommandsPerEvent float64 `json:"client_commands_per_event"`
-	ScriptCommandsPerEvent float64 `json:"script_commands_per_event"`
-	EventsPerFlush         float64 `json:"events_per_flush"`
-	UsersPerFlush          float64 `json:"users_per_flush"`
-	FlushMsAvg             float64 `json:"flush_ms_avg"`
-	CPUSecondsPerMillion   float64 `json:"cpu_seconds_per_million"`
-	CPUUtilisation         float64 `json:"cpu_utilisation"`
+	Events       int64   `json:"events"`
+	Seconds      float64 `json:"seconds"`
+	EventsPerSec float64 `json:"events_per_sec"`
+	RatioToFloor float64 `json:"ratio_to_consume_floor"`
+	// CPURatioToFloor is the floor's CPU time per event over the
+	// pipeline's: the ratio of their rates were both CPU-bound on the same
+	// CPU, whatever else ran on it.
+	CPURatioToFloor float64 `json:"cpu_ratio_to_consume_floor"`
+	// Runs are the rates of every repeat; the figures are the fastest's.
+	Runs                   []float64 `json:"runs,omitempty"`
+	RatioToRedisFloor      float64   `json:"ratio_to_redis_floor"`
+	RoundTripsPerEvent     float64   `json:"round_trips_per_event"`
+	ClientCommandsPerEvent float64   `json:"client_commands_per_event"`
+	ScriptCommandsPerEvent float64   `json:"script_commands_per_event"`
+	EventsPerFlush         float64   `json:"events_per_flush"`
+	UsersPerFlush          float64   `json:"users_per_flush"`
+	FlushMsAvg             float64   `json:"flush_ms_avg"`
+	CPUSecondsPerMillion   float64   `json:"cpu_seconds_per_million"`
+	CPUUtilisation         float64   `json:"cpu_utilisation"`
 	// IngestCPUBusy is how busy the ingester's CPUs were over the window,
 	// by any process; MachineBusy the same for all CPUs.
 	IngestCPUBusy float64          `json:"ingest_cpu_busy"`
@@ -225,22 +233,24 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Partitions, r.Setup.FlushEvents, r.Setup.FlushIntervalMs)
 
 	p("### Throughput at maximum speed (pre-loaded topic)\n\n")
-	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all processes) | peak RSS MiB | Redis MiB per 100k users |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | ratio of CPU time per event | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all processes) | peak RSS MiB | Redis MiB per 100k users |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		m := s.Max
-		p("| %s | %d | %s | %s | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f | %.1f |\n",
+		p("| %s | %d | %s | %s | %.0f %% | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f | %.1f |\n",
 			fmtUsers(s.Users), m.Events, fmtRate(s.ConsumeFloor.EventsPerSec), fmtRate(m.EventsPerSec), 100*m.RatioToFloor,
-			fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
+			100*m.CPURatioToFloor, fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
 			m.EventsPerFlush, m.FlushMsAvg, m.CPUSecondsPerMillion, 100*m.CPUUtilisation, 100*m.IngestCPUBusy,
 			mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
 	}
 	for _, s := range r.Scales {
 		if bf := s.Before; bf != nil {
 			p("\nBefore/after the snapshot-encoding fix, same run, %s users (the before run encodes snapshots with encoding/json, "+
-				"as the pipeline did): %s → %s events/s (%.0f %% → %.0f %% of the floor), %.1f → %.1f CPU s per M events.\n",
+				"as the pipeline did): %s → %s events/s (%.0f %% → %.0f %% of the floor), %.1f → %.1f CPU s per M events "+
+				"(%.0f %% → %.0f %% of the floor's CPU rate).\n",
 				fmtUsers(s.Users), fmtRate(bf.EventsPerSec), fmtRate(s.Max.EventsPerSec), 100*bf.RatioToFloor,
-				100*s.Max.RatioToFloor, bf.CPUSecondsPerMillion, s.Max.CPUSecondsPerMillion)
+				100*s.Max.RatioToFloor, bf.CPUSecondsPerMillion, s.Max.CPUSecondsPerMillion, 100*bf.CPURatioToFloor,
+				100*s.Max.CPURatioToFloor)
 		}
 	}
 	p("\n### Latency at fixed offered loads\n\n")

@@ -28,6 +28,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.LatencyWindow, "latency-window", 0, "measured length of each latency run (default 30s; 3s with --quick)")
 	fs.DurationVar(&cfg.LatencyWarmup, "latency-warmup", 0, "warm-up before each latency window (default 5s; 1s with --quick)")
 	fs.Int64Var(&cfg.MaxEvents, "max-events", 0, "cap on the events of each maximum-speed run (0: one round, ~3.9 per user)")
+	fs.IntVar(&cfg.Repeats, "repeats", 0, "runs of the floor and maximum-speed phases, fastest kept (0: 3 for rounds of up to 500k events, else 1)")
 	fs.IntVar(&cfg.CacheUsers, "cache-users", 0, "users cached per partition by the measured ingester (0: pipeline default)")
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "user TTL of the measured ingester (0: store default)")
 	fs.StringVar(&cfg.IngestCPUs, "ingest-cpus", "", "taskset CPU list of the measured process (default: the last CPU; \"-\": not pinned)")
