@@ -155,7 +155,7 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 	e.schedule(u, &e.vec, &sc, at)
 	e.markDirty(u)
 	if prev > 0 && s.Price > 0 && s.Price < prev {
-		e.priceDrop(u.id, s.ItemID, s.Price, ts, offset, clock)
+		e.priceDrop(u.id, s.ItemID, s.Price, ts, offset, clock, s.Source.Appended)
 	}
 	return nil
 }
@@ -415,8 +415,9 @@ func priority(kind string) string {
 }
 
 // priceDrop tells the users watching item (other than actor) that its
-// price fell to price, at offset.
-func (e *engine) priceDrop(actor, item string, price float64, at, offset, clock int64) {
+// price fell to price, at offset (the record of the event that showed it,
+// appended to the clickstream at appended).
+func (e *engine) priceDrop(actor, item string, price float64, at, offset, clock int64, appended time.Time) {
 	ws := slices.Clone(e.items.watchers(item))
 	for _, w := range ws {
 		if w.User == actor {
@@ -444,7 +445,7 @@ func (e *engine) priceDrop(actor, item string, price float64, at, offset, clock 
 		dedupe := u.id + "|" + KindPriceDrop + "|" + item + "|" + strconv.FormatInt(int64(math.Round(price*1e6)), 10)
 		when := max(at, u.st.EvalAt)
 		e.trigger(u, KindPriceDrop, when, clock, dedupe, sPurchase, &sc, []string{item},
-			TriggerContext{Items: []string{item}, OldPrice: seen.Price, NewPrice: price}, CausePrice, time.Time{})
+			TriggerContext{Items: []string{item}, OldPrice: seen.Price, NewPrice: price}, CausePrice, appended)
 		u.o, u.q = offset, 0
 		e.markDirty(u)
 	}

@@ -2,7 +2,6 @@ package scorer
 
 import (
 	"bytes"
-	"container/heap"
 	"encoding/json"
 	"slices"
 	"sort"
@@ -57,19 +56,15 @@ func (r engineRun) run(t testing.TB, snaps []features.Snapshot) engineResult {
 	}
 	var clock int64
 	var h dueHeap
-	push := func(u *user) {
-		if !u.gone && u.st.Due > 0 {
-			heap.Push(&h, dueEntry{u.st.Due, u})
-		}
-	}
+	push := func(u *user) { h.push(u) }
 	scan := func() {
-		for h.Len() > 0 && h[0].due <= clock {
-			x := heap.Pop(&h).(dueEntry)
-			if x.u.gone || x.u.st.Due != x.due {
-				continue // superseded
+		for {
+			u, due, ok := h.popDue(clock)
+			if !ok {
+				return
 			}
-			e.fire(x.u, x.due, clock)
-			push(x.u)
+			e.fire(u, due, clock)
+			push(u)
 		}
 	}
 	for i := range snaps {
@@ -120,27 +115,6 @@ func (r engineRun) run(t testing.TB, snaps []features.Snapshot) engineResult {
 	}
 	res.stats = counters.snapshot()
 	return res
-}
-
-type dueEntry struct {
-	due int64
-	u   *user
-}
-
-// dueHeap orders timers by due time, then user.
-type dueHeap []dueEntry
-
-func (h dueHeap) Len() int { return len(h) }
-func (h dueHeap) Less(i, j int) bool {
-	return h[i].due < h[j].due || h[i].due == h[j].due && h[i].u.id < h[j].u.id
-}
-func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *dueHeap) Push(x any)   { *h = append(*h, x.(dueEntry)) }
-func (h *dueHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
 
 // ids returns the sorted ids of the changes and triggers.
@@ -307,4 +281,110 @@ func TestEngineMessagesValidateAndSkipPurchases(t *testing.T) {
 			}
 		}
 	}
+}
+
+// triggerStory has an occasion for every trigger kind and every
+// suppression, in one partition, in time order.
+func triggerStory() *story {
+	s := newStory()
+	min := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	// A valuable customer, silent for weeks: win-back.
+	s.add("u-loyal", stream.TypePurchase, "shoes", 80, min(-40*24*60))
+	s.add("u-loyal", stream.TypePurchase, "boots", 120, min(-20*24*60))
+	// An old purchase, then a cart left: cart abandonment that does not
+	// recommend the purchase.
+	s.add("u-cart", stream.TypePurchase, "bought", 50, min(-3*24*60), withCategory("electronics.phone"))
+	s.add("u-cart", stream.TypeView, "bought", 50, min(-1), withCategory("electronics.phone"))
+	s.add("u-cart", stream.TypeView, "phone-a", 300, min(0), withCategory("electronics.phone"))
+	s.add("u-cart", stream.TypeCart, "phone-a", 300, min(1), withCategory("electronics.phone"))
+	// The same with ads consent withdrawn: suppressed (consent).
+	s.adsOff("u-noads", min(-1))
+	s.add("u-noads", stream.TypeCart, "phone-b", 200, min(1))
+	// The same within a day of a purchase: suppressed (quiet).
+	s.add("u-quiet", stream.TypePurchase, "case", 20, min(0))
+	s.add("u-quiet", stream.TypeCart, "phone-c", 200, min(1))
+	// Two abandoned carts on one day: the second is capped.
+	s.add("u-cap", stream.TypeCart, "tv-a", 500, min(0))
+	// A viewed item seen cheaper by someone else: price drop (both also
+	// browse with intent: any view is high intent here).
+	s.add("u-watch", stream.TypeView, "lamp", 100, min(2))
+	s.add("u-other", stream.TypeView, "lamp", 80, min(5))
+	// Browsing with intent, then silence.
+	s.add("u-browse", stream.TypeView, "sofa", 900, min(10))
+	s.add("u-cap", stream.TypeCart, "tv-b", 400, min(60))
+	// Time passes in the partition: events hours, then weeks later.
+	s.add("u-clock", stream.TypeSearch, "", 0, min(4*60))
+	s.add("u-clock", stream.TypeSearch, "", 0, min(20*24*60))
+	return s
+}
+
+// triggerStoryConfig: any view is high intent, any churn risk high.
+func triggerStoryConfig() TriggerConfig {
+	return TriggerConfig{BrowseIntent: 1e-9, WinBackChurn: 1e-9}
+}
+
+// triggerStoryWant are the triggers of triggerStory, per user, in order.
+var triggerStoryWant = map[string][]string{
+	"u-loyal":  {KindWinBack},
+	"u-cart":   {KindCartAbandonment},
+	"u-cap":    {KindCartAbandonment},
+	"u-watch":  {KindPriceDrop, KindBrowseAbandonment},
+	"u-other":  {KindBrowseAbandonment},
+	"u-browse": {KindBrowseAbandonment},
+}
+
+func checkTriggerStory(t *testing.T, trs []Trigger, st Stats) {
+	t.Helper()
+	min := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	byUser := map[string][]Trigger{}
+	for _, tr := range trs {
+		byUser[tr.UserID] = append(byUser[tr.UserID], tr)
+	}
+	for u := range byUser {
+		if _, ok := triggerStoryWant[u]; !ok {
+			t.Errorf("%s: unexpected triggers %+v", u, byUser[u])
+		}
+	}
+	for u, kinds := range triggerStoryWant {
+		var got []string
+		for _, tr := range byUser[u] {
+			got = append(got, tr.Kind)
+		}
+		if !slices.Equal(got, kinds) {
+			t.Errorf("%s: triggers %v, want %v", u, got, kinds)
+		}
+	}
+	if tr := byUser["u-cart"]; len(tr) == 1 {
+		c := tr[0]
+		if c.Items[0].Item != "phone-a" || c.Items[0].Reason != ReasonTrigger || !slices.Equal(c.Context.Items, []string{"phone-a"}) {
+			t.Errorf("cart trigger items %+v context %+v", c.Items, c.Context)
+		}
+		for _, it := range c.Items {
+			if it.Item == "bought" {
+				t.Errorf("recommended the purchased item: %+v", c.Items)
+			}
+		}
+		if !c.At.Equal(min(31)) || c.Priority != "high" || c.ModelVersion != 7 || c.Score.Value == nil || c.Score.Name != "purchase_propensity" ||
+			len(c.Explanation) == 0 || !c.ExpiresAt.Equal(min(31).Add(24*time.Hour)) || c.Cause != CauseTimer {
+			t.Errorf("cart trigger %+v", c)
+		}
+	}
+	if tr := byUser["u-watch"]; len(tr) > 0 {
+		if c := tr[0].Context; c.OldPrice != 100 || c.NewPrice != 80 || tr[0].Items[0].Item != "lamp" || tr[0].Cause != CausePrice || !tr[0].At.Equal(min(5)) {
+			t.Errorf("price drop %+v", tr[0])
+		}
+	}
+	if tr := byUser["u-loyal"]; len(tr) == 1 && (tr[0].Score.Name != "churn_risk" || tr[0].Priority != "low" || !tr[0].At.Equal(min(-6*24*60))) {
+		t.Errorf("win-back %+v", tr[0])
+	}
+	sup := st.Suppressed
+	if sup[SuppressConsent][KindCartAbandonment] != 1 || sup[SuppressQuiet][KindCartAbandonment] != 1 || sup[SuppressCap][KindCartAbandonment] != 1 {
+		t.Errorf("suppressed %v", sup)
+	}
+}
+
+// The trigger story in the engine alone.
+func TestTriggerOccasions(t *testing.T) {
+	res := engineRun{cfg: Config{Lateness: time.Minute, Triggers: triggerStoryConfig()}, served: trainedServed(t), scanEvery: 1}.run(t, triggerStory().snaps)
+	checkTriggerStory(t, res.triggers, res.stats)
 }

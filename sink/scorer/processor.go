@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
@@ -58,6 +59,11 @@ type processor struct {
 	nextDue    int64     // earliest known timer (0: none known)
 	zrem       []string  // stale timer entries to remove
 	reidx      []*user   // users whose index and timer entries are re-asserted
+	// dues holds the timers set since the last flush (not yet in the
+	// partition's sorted set) and, during a batch, the stored timers that
+	// come due within it, so that every timer fires when the clock passes
+	// it, between the records, whatever the batching.
+	dues dueHeap
 
 	mu       sync.Mutex
 	inbox    []erasureNote
@@ -116,6 +122,15 @@ func (p *processor) Resume(ctx context.Context) (int64, error) {
 func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 	defer p.s.unregister(p)
 	cfg := p.cfg
+	// The step under way and the final flush outlive the end of the
+	// generation (gen), within ShutdownTimeout: a partition is handed over
+	// flushed, not left to its next owner to redo (which would repeat the
+	// messages emitted meanwhile). Redis and Kafka timeouts bound each
+	// step.
+	gen := ctx
+	ctx, stopWork := context.WithCancel(context.WithoutCancel(gen))
+	defer stopWork()
+	defer context.AfterFunc(gen, func() { time.AfterFunc(cfg.ShutdownTimeout, stopWork) })()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -124,6 +139,9 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 	batch := make([]kafka.Message, 0, cfg.MaxBatch)
 	msgs := feed.Messages()
 	for {
+		if gen.Err() != nil {
+			return p.flush(ctx, feed)
+		}
 		batch = batch[:0]
 		var deadline <-chan time.Time
 		if p.unflushed() {
@@ -138,11 +156,8 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 			deadline = timer.C
 		}
 		select {
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-			err := p.flush(fctx, feed)
-			cancel()
-			return err
+		case <-gen.Done():
+			return p.flush(ctx, feed)
 		case err := <-feed.Errors():
 			return err
 		case <-deadline:
@@ -280,7 +295,10 @@ func (p *processor) loadUsers(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// process handles a batch of fetched messages.
+// process handles a batch of fetched messages: it loads the users the
+// batch needs (its users, the watchers of the items it prices, the users
+// whose stored timers come due within it), then handles the records in
+// order, firing each timer as the clock passes it.
 func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	if len(batch) == 0 {
 		return nil
@@ -291,6 +309,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	}
 	recs := make([]record, len(batch))
 	ids := make([]string, 0, len(batch))
+	evMax := p.evMax
 	for i := range batch {
 		r := &recs[i]
 		r.offset = batch[i].Offset
@@ -300,6 +319,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			continue
 		}
 		r.snap = s
+		evMax = max(evMax, s.TS.UnixMilli())
 		if r.offset < p.ckptNext {
 			continue
 		}
@@ -310,19 +330,59 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			}
 		}
 	}
+	endClock := max(p.clock, evMax-p.cfg.Lateness.Milliseconds())
+	var stored []redis.Z
+	if p.nextDue > 0 && p.nextDue <= endClock {
+		zs, err := p.s.st.dueTimers(ctx, p.part.ID, endClock, p.cfg.MaxTimers)
+		if err != nil {
+			return err
+		}
+		stored = zs
+		for _, z := range zs {
+			id, _ := z.Member.(string)
+			ids = append(ids, id)
+		}
+	}
 	if err := p.loadUsers(ctx, ids); err != nil {
 		return err
 	}
 	p.eng.begin(p.s.catalogue(), p.cfg.Champion.Load())
 	p.tick++
+	for _, z := range stored {
+		id, _ := z.Member.(string)
+		if u := p.cache[id]; u != nil && u.st.LastTS > 0 && !u.erased {
+			if u.st.Due == int64(z.Score) {
+				p.dues.push(u)
+			} else if !u.dirty {
+				p.markReindex(u) // a stale entry: re-assert the real one
+			}
+		} else {
+			p.zrem = append(p.zrem, id)
+		}
+	}
 	for i := range recs {
+		p.fireDue()
 		if err := p.handle(&recs[i]); err != nil {
 			return err
 		}
 		p.next = recs[i].offset + 1
 		p.pending++
 	}
+	p.fireDue()
 	return nil
+}
+
+// fireDue fires the timers in dues that the clock has passed.
+func (p *processor) fireDue() {
+	for {
+		u, due, ok := p.dues.popDue(p.clock)
+		if !ok {
+			return
+		}
+		u.lastUse = p.tick
+		p.eng.fire(u, due, p.clock)
+		p.dues.push(u)
+	}
 }
 
 // handle applies one record. It is the one place a snapshot is handled.
@@ -359,6 +419,7 @@ func (p *processor) handle(r *record) error {
 	p.observeTime(ts)
 	st.handleNs.Add(int64(time.Since(start)))
 	st.snapshots.Add(1)
+	p.dues.push(u)
 	return err
 }
 
@@ -431,12 +492,14 @@ func (p *processor) fireTimers(ctx context.Context) (more bool, err error) {
 			}
 			continue
 		case u.st.Due != due:
-			p.markReindex(u) // a stale entry: re-assert the real one
+			if !u.dirty {
+				p.markReindex(u) // a stale entry: re-assert the real one
+			}
 			continue
 		}
-		u.lastUse = p.tick
-		p.eng.fire(u, due, p.clock)
+		p.dues.push(u)
 	}
+	p.fireDue()
 	return len(zs) == p.cfg.MaxTimers, nil
 }
 
@@ -545,6 +608,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 	p.reidx = p.reidx[:0]
 	p.eng.dirty = p.eng.dirty[:0]
 	p.zrem = p.zrem[:0]
+	p.dues.reset() // every timer is in the sorted set now
 	if items != nil {
 		p.itemsSaved, p.itemsForce = now, false
 		for _, d := range p.awaiting {
