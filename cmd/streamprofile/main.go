@@ -32,6 +32,7 @@ func commands() map[string]command {
 		"model":  {"list, show, promote or roll back model versions in the registry", runModel},
 		"train":  {"learn the model continuously from profile snapshots; cut versions", runTrain},
 		"replay": {"publish a dataset (jsonl, rees46, cdnow) to Kafka as schema-1 events", runReplay},
+		"score":  {"score snapshots, evaluate segments, emit segment changes and retargeting triggers", runScore},
 		"serve":  {"serve the profile HTTP API (lookups, segments, GDPR erasure)", runServe},
 		"token":  {"mint an API bearer token and print its token-file entry", runToken},
 	}
