@@ -40,7 +40,8 @@ type Config struct {
 	// Default 6.
 	Partitions int
 	// Loads are the offered loads of the latency runs, as fractions of
-	// the measured maximum. Default 0.5, 0.8 (0.5 with Quick).
+	// the measured maximum (the median of the maximum-speed runs). Default
+	// 0.25, 0.5, 0.8 (0.5 with Quick).
 	Loads []float64
 	// LatencyWindow is how long each latency run is measured, after
 	// LatencyWarmup. Defaults 30s and 5s (3s and 1s with Quick).
@@ -68,6 +69,12 @@ type Config struct {
 	// store defaults when zero: 100000 users per partition, 30 days).
 	CacheUsers int
 	TTL        time.Duration
+	// BoundedCacheUsers and BoundedTTL, when BoundedCacheUsers > 0,
+	// repeat the last scale's maximum-speed run with that cache bound per
+	// partition and TTL, to show the state following active users rather
+	// than users ever seen. Default 0: not run.
+	BoundedCacheUsers int
+	BoundedTTL        time.Duration
 	// WorkerCommand is the command line that runs RunWorker in a new
 	// process (for the streamprofile binary: its path, "bench", "--worker").
 	// Required.
@@ -81,6 +88,12 @@ type Config struct {
 	// empty (not pinned). "-" disables pinning of that side.
 	IngestCPUs string
 	LoadCPUs   string
+	// Nice, when not 0, runs the workers under nice(1) with this
+	// adjustment (negative: higher priority, which needs the privilege to
+	// take it; without it nice warns and runs them unchanged), so that on
+	// a machine shared with other work the measured process gets its CPU.
+	// Default 0.
+	Nice int
 	// CompareSnapshotJSON adds, at the first scale, a maximum-speed run
 	// whose snapshots are encoded by encoding/json (the pipeline before
 	// features.Snapshot.Encode was rewritten): before/after in one run.
@@ -112,7 +125,7 @@ func (c Config) WithDefaults() Config {
 		c.Partitions = 6
 	}
 	if len(c.Loads) == 0 {
-		c.Loads = []float64{0.5, 0.8}
+		c.Loads = []float64{0.25, 0.5, 0.8}
 		if c.Quick {
 			c.Loads = []float64{0.5}
 		}
@@ -168,6 +181,8 @@ func (c Config) Validate() error {
 		return bad("no output directory")
 	case len(d.WorkerCommand) == 0:
 		return bad("no worker command")
+	case d.BoundedCacheUsers < 0 || (d.BoundedCacheUsers > 0 && d.BoundedTTL < 0):
+		return bad("bounded run: cache users %d, ttl %s", d.BoundedCacheUsers, d.BoundedTTL)
 	case d.RedisDB < 0:
 		return bad("redis db %d", d.RedisDB)
 	case !slices.Contains([]string{ProfileAuto, ProfileAlways, ProfileNever}, d.Profile):

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -38,6 +39,9 @@ func (b *run) startWorker(ctx context.Context, name, cpus string, spec workerSpe
 	argv := append([]string(nil), b.cfg.WorkerCommand...)
 	if cpus != "" && cpus != "-" {
 		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	if b.cfg.Nice != 0 {
+		argv = append([]string{"nice", "-n", strconv.Itoa(b.cfg.Nice)}, argv...)
 	}
 	logPath := filepath.Join(b.cfg.OutDir, "logs", name+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {

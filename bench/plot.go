@@ -179,6 +179,21 @@ func plotScaling(r *Result, dir string) error {
 	if err := plotutil.AddLinePoints(mem, "ingester peak RSS", rss, "Redis used_memory (delta)", redisMem); err != nil {
 		return err
 	}
+	for _, s := range r.Scales {
+		bd := s.Bounded
+		if bd == nil {
+			continue
+		}
+		x := float64(s.Users)
+		pts, err := plotter.NewScatter(plotter.XYs{{X: x, Y: mib(bd.PeakRSSBytes)}, {X: x, Y: mib(bd.RedisUsedMemoryBytes)}})
+		if err != nil {
+			return err
+		}
+		pts.Shape, pts.Color = draw.CrossGlyph{}, color.Black
+		pts.Radius = vg.Points(5)
+		mem.Add(pts)
+		mem.Legend.Add(fmt.Sprintf("same, cache %d/partition, TTL %s", bd.CacheUsers, bd.TTL), pts)
+	}
 	rate.Y.Min, mem.Y.Min = 0, 0
 	rate.Legend.Top, mem.Legend.Top, mem.Legend.Left = true, true, true
 	rate.Add(plotter.NewGrid())

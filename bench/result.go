@@ -45,6 +45,7 @@ type Setup struct {
 	LoadGenerator    string  `json:"load_generator"`
 	IngestCPUs       string  `json:"ingest_cpus"`
 	LoadCPUs         string  `json:"load_cpus"`
+	Nice             int     `json:"nice"`
 	IngestGOMAXPROCS int     `json:"ingest_gomaxprocs"`
 	LoadGOMAXPROCS   int     `json:"load_gomaxprocs"`
 	Partitions       int     `json:"partitions"`
@@ -70,11 +71,14 @@ type Scale struct {
 	Profiled       *MaxRun    `json:"profiled,omitempty"`
 	// Before is the maximum-speed run with snapshots encoded by
 	// encoding/json, as before features.Snapshot.Encode was rewritten.
-	Before     *MaxRun     `json:"before_snapshot_encoder_fix,omitempty"`
-	Warnings   []string    `json:"warnings,omitempty"`
-	StateBytes float64     `json:"state_bytes_avg"`
-	Keys       int64       `json:"redis_keys"`
-	Memory     MemoryTrace `json:"memory"`
+	Before     *MaxRun  `json:"before_snapshot_encoder_fix,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
+	StateBytes float64  `json:"state_bytes_avg"`
+	// Bounded is the maximum-speed run repeated with a small cache and a
+	// short TTL (last scale, when configured).
+	Bounded *BoundedRun `json:"bounded,omitempty"`
+	Keys    int64       `json:"redis_keys"`
+	Memory  MemoryTrace `json:"memory"`
 }
 
 // MemoryTrace relates state size to users: what the ingester and Redis hold
@@ -85,6 +89,21 @@ type MemoryTrace struct {
 	CacheBoundUsers      int     `json:"cache_bound_users"` // CacheUsers × partitions
 	RedisUsedMemoryBytes int64   `json:"redis_used_memory_bytes"`
 	RedisBytesPer100k    float64 `json:"redis_bytes_per_100k_users"`
+}
+
+// BoundedRun shows state bounded by active users: the ingester's memory by
+// its cache, Redis's by the TTL.
+type BoundedRun struct {
+	CacheUsers           int     `json:"cache_users"`
+	TTL                  string  `json:"ttl"`
+	CacheBoundUsers      int     `json:"cache_bound_users"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	Seconds              float64 `json:"seconds"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	HeapInuseBytes       uint64  `json:"heap_inuse_bytes"`
+	RedisKeysAtEnd       int64   `json:"redis_keys_at_end"`
+	RedisUsedMemoryBytes int64   `json:"redis_used_memory_bytes"`
+	Max                  *MaxRun `json:"max"`
 }
 
 // RateFigure is a rate measured over a window.
@@ -121,7 +140,9 @@ type MaxRun struct {
 	// CPU, whatever else ran on it.
 	CPURatioToFloor float64 `json:"cpu_ratio_to_consume_floor"`
 	// Runs are the rates of every repeat; the figures are the fastest's.
+	// MedianEventsPerSec is their median: the load runs' 100 %.
 	Runs                   []float64 `json:"runs,omitempty"`
+	MedianEventsPerSec     float64   `json:"median_events_per_sec"`
 	RatioToRedisFloor      float64   `json:"ratio_to_redis_floor"`
 	RoundTripsPerEvent     float64   `json:"round_trips_per_event"`
 	ClientCommandsPerEvent float64   `json:"client_commands_per_event"`
@@ -228,18 +249,20 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	p("Run of %s (%.0f s), %d CPUs (%s), %.1f GiB memory, %s; Redis %s.\n\n",
 		r.Started.UTC().Format(time.RFC3339), r.Seconds, r.Machine.NumCPU, r.Machine.CPUModel,
 		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.GoVersion, r.Machine.RedisVersion)
-	p("Ingester: %s, CPUs %s (GOMAXPROCS %d). Load generator: %s, CPUs %s (GOMAXPROCS %d). %d partitions, flush %d events or %.0f ms.\n\n",
+	p("Ingester: %s, CPUs %s (GOMAXPROCS %d). Load generator: %s, CPUs %s (GOMAXPROCS %d). Workers' nice %d. "+
+		"%d partitions, flush %d events or %.0f ms. Load average at the start: %s.\n\n",
 		r.Setup.Ingester, orDash(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS, r.Setup.LoadGenerator,
-		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Partitions, r.Setup.FlushEvents, r.Setup.FlushIntervalMs)
+		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Nice, r.Setup.Partitions, r.Setup.FlushEvents,
+		r.Setup.FlushIntervalMs, r.Machine.LoadAverage)
 
 	p("### Throughput at maximum speed (pre-loaded topic)\n\n")
-	p("| users | events | consume+decode floor ev/s | pipeline ev/s | ratio | ratio of CPU time per event | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all processes) | peak RSS MiB | Redis MiB per 100k users |\n")
+	p("| users | events | consume+decode floor ev/s | pipeline ev/s best (median) | ratio | ratio of CPU time per event | Redis floor ev/s eq. | round trips/event | client cmds/event | script cmds/event | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all processes) | peak RSS MiB | Redis MiB per 100k users |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		m := s.Max
-		p("| %s | %d | %s | %s | %.0f %% | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f | %.1f |\n",
-			fmtUsers(s.Users), m.Events, fmtRate(s.ConsumeFloor.EventsPerSec), fmtRate(m.EventsPerSec), 100*m.RatioToFloor,
-			100*m.CPURatioToFloor, fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
+		p("| %s | %d | %s | %s (%s) | %.0f %% | %.0f %% | %s | %.4f | %.3f | %.3f | %.0f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f | %.1f |\n",
+			fmtUsers(s.Users), m.Events, fmtRate(s.ConsumeFloor.EventsPerSec), fmtRate(m.EventsPerSec),
+			fmtRate(m.MedianEventsPerSec), 100*m.RatioToFloor, 100*m.CPURatioToFloor, fmtRate(s.RedisFloor.EventsPerSecEq), m.RoundTripsPerEvent, m.ClientCommandsPerEvent, m.ScriptCommandsPerEvent,
 			m.EventsPerFlush, m.FlushMsAvg, m.CPUSecondsPerMillion, 100*m.CPUUtilisation, 100*m.IngestCPUBusy,
 			mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
 	}
@@ -255,7 +278,8 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	p("\n### Latency at fixed offered loads\n\n")
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
-	p("Emit: the same → timestamp of its profile snapshot record (%s).\n\n", r.Setup.Trigger)
+	p("Emit: the same → timestamp of its profile snapshot record (%s). ", r.Setup.Trigger)
+	p("Offered loads are fractions of the median maximum-speed rate.\n\n")
 	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
@@ -276,6 +300,14 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		p("| %s | %d | %.0f | %.1f | %.1f | %.0f | %.0f | %d |\n", fmtUsers(s.Users), s.Keys, s.StateBytes,
 			mib(s.Memory.RedisUsedMemoryBytes), mib(int64(s.Memory.RedisBytesPer100k)), mib(s.Memory.PeakRSSBytes),
 			mib(int64(s.Memory.HeapInuseBytes)), s.Memory.CacheBoundUsers)
+	}
+	for _, s := range r.Scales {
+		if bd := s.Bounded; bd != nil {
+			p("\nThe same %s users with %d cached users per partition (%d in all) and a %s TTL: %s events/s, "+
+				"ingester peak RSS %.0f MiB (heap %.0f MiB), %d user keys left in Redis at the end, Redis used_memory %+.1f MiB.\n",
+				fmtUsers(s.Users), bd.CacheUsers, bd.CacheBoundUsers, bd.TTL, fmtRate(bd.EventsPerSec), mib(bd.PeakRSSBytes),
+				mib(int64(bd.HeapInuseBytes)), bd.RedisKeysAtEnd, mib(bd.RedisUsedMemoryBytes))
+		}
 	}
 	if t := r.Trainer; t != nil {
 		p("\n### Trainer\n\n")

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			Ingester: "separate process: app.Ingester with production defaults (snapshot stage, PII masking) " +
 				"plus a latency stage",
 			LoadGenerator: fmt.Sprintf("separate process: kafka-go writer, murmur2 keys, what is due published every %s (synchronous writes)", pacingTick),
-			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Partitions: cfg.Partitions,
+			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Nice: cfg.Nice, Partitions: cfg.Partitions,
 			FlushEvents: b.pcfg.FlushEvents, FlushIntervalMs: float64(b.pcfg.FlushInterval) / 1e6,
 			MaxBatch: b.pcfg.MaxBatch, CacheUsers: b.pcfg.CacheUsers, TTL: ttl.String(),
 			Trigger: "the score role does not exist yet, so the trigger is the profile-examples snapshot " +
@@ -89,8 +90,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	} else {
 		return nil, fmt.Errorf("bench: redis: %w", err)
 	}
-	for _, n := range cfg.Users {
-		sc, err := b.scale(ctx, n)
+	for i, n := range cfg.Users {
+		sc, err := b.scale(ctx, n, i == len(cfg.Users)-1)
 		if sc != nil {
 			b.res.Scales = append(b.res.Scales, *sc)
 		}
@@ -172,8 +173,13 @@ func (b *run) runWorker(ctx context.Context, name, cpus string, spec workerSpec,
 	return nil
 }
 
-// scale measures every figure at n distinct users.
-func (b *run) scale(ctx context.Context, n int) (*Scale, error) {
+// profileMinEvents is the smallest round profiled (unless it is the last
+// scale): a shorter run gives too few CPU samples.
+const profileMinEvents = 200000
+
+// scale measures every figure at n distinct users; last says it is the last
+// scale of the run.
+func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 	cfg := b.cfg
 	src, err := b.sample.Rekey(n, 0)
 	if err != nil {
@@ -319,9 +325,11 @@ func (b *run) scale(ctx context.Context, n int) (*Scale, error) {
 		sc.Before = bf
 	}
 
-	// Profiles when a throughput target is missed.
+	// Profiles when a throughput target is missed, once, at the first scale
+	// long enough for a profile of some seconds (or the last).
 	missed := sc.Max.RatioToFloor < targetFloorRatio || sc.Max.RoundTripsPerEvent > targetRoundTrips
-	if firstScale && (cfg.Profile == ProfileAlways || (cfg.Profile == ProfileAuto && missed)) {
+	long := total >= profileMinEvents || last
+	if len(b.res.Profiles) == 0 && long && (cfg.Profile == ProfileAlways || (cfg.Profile == ProfileAuto && missed)) {
 		b.progress("%s users: profiled re-run", fmtUsers(n))
 		pdir := filepath.Join(cfg.OutDir, "profiles")
 		if err := os.MkdirAll(pdir, 0o755); err != nil {
@@ -348,10 +356,42 @@ func (b *run) scale(ctx context.Context, n int) (*Scale, error) {
 		}
 	}
 
+	// State bounded by active users: the last scale again with a small
+	// cache and a short TTL.
+	if last && cfg.BoundedCacheUsers > 0 {
+		b.progress("%s users: pipeline at maximum speed with %d cached users per partition and a %s TTL",
+			fmtUsers(n), cfg.BoundedCacheUsers, cfg.BoundedTTL)
+		o := maxOpts{label: "bounded", prefix: prefix + "bounded", cacheUsers: cfg.BoundedCacheUsers, ttl: cfg.BoundedTTL}
+		m0, err := b.usedMemory(ctx)
+		if err != nil {
+			return sc, err
+		}
+		bm, err := b.maxRun(ctx, n, base, ends, total, o)
+		if err != nil {
+			return sc, err
+		}
+		m1, err := b.usedMemory(ctx)
+		if err != nil {
+			return sc, err
+		}
+		keys, _, err := b.userKeys(ctx, o.prefix)
+		if err != nil {
+			return sc, err
+		}
+		if err := b.deletePrefix(ctx, o.prefix); err != nil {
+			return sc, err
+		}
+		b.finishMax(bm, sc)
+		sc.Bounded = &BoundedRun{CacheUsers: cfg.BoundedCacheUsers, TTL: cfg.BoundedTTL.String(),
+			CacheBoundUsers: cfg.BoundedCacheUsers * cfg.Partitions, EventsPerSec: bm.EventsPerSec, Seconds: bm.Seconds,
+			PeakRSSBytes: bm.Ingest.Proc.PeakRSSBytes, HeapInuseBytes: bm.Ingest.Proc.HeapInuseBytes,
+			RedisKeysAtEnd: keys, RedisUsedMemoryBytes: m1 - m0, Max: bm}
+	}
+
 	// Latency at fixed offered loads.
 	round := pre.NextRound
 	for _, f := range cfg.Loads {
-		lr, next, err := b.loadRun(ctx, n, base, prefix, f, sc.Max.EventsPerSec, round)
+		lr, next, err := b.loadRun(ctx, n, base, prefix, f, sc.Max.MedianEventsPerSec, round)
 		if err != nil {
 			return sc, err
 		}
@@ -388,6 +428,13 @@ func (b *run) repeatMax(ctx context.Context, n int, topic string, ends map[int]i
 		}
 	}
 	best.Runs = runs
+	sorted := slices.Clone(runs)
+	slices.Sort(sorted)
+	if k := len(sorted); k%2 == 1 {
+		best.MedianEventsPerSec = sorted[k/2]
+	} else {
+		best.MedianEventsPerSec = (sorted[k/2-1] + sorted[k/2]) / 2
+	}
 	return best, nil
 }
 
@@ -402,7 +449,9 @@ func (b *run) finishMax(m *MaxRun, sc *Scale) {
 type maxOpts struct {
 	label, prefix            string // worker name part; Redis key prefix (fresh)
 	cpuProfile, allocProfile string
-	jsonMarshal              bool // snapshots encoded by encoding/json (before the fix)
+	jsonMarshal              bool          // snapshots encoded by encoding/json (before the fix)
+	cacheUsers               int           // ingester cache bound (0: Config.CacheUsers)
+	ttl                      time.Duration // user TTL (0: Config.TTL)
 }
 
 // maxRun drains the pre-loaded topic with a fresh ingester (new group, key
@@ -410,6 +459,13 @@ type maxOpts struct {
 func (b *run) maxRun(ctx context.Context, n int, topic string, ends map[int]int64, total int64, o maxOpts) (*MaxRun, error) {
 	cfg := b.cfg
 	label, prefix := o.label, o.prefix
+	cacheUsers, ttl := cfg.CacheUsers, cfg.TTL
+	if o.cacheUsers > 0 {
+		cacheUsers = o.cacheUsers
+	}
+	if o.ttl != 0 {
+		ttl = o.ttl
+	}
 	cs0, err := b.commandStats(ctx)
 	if err != nil {
 		return nil, err
@@ -418,7 +474,7 @@ func (b *run) maxRun(ctx context.Context, n int, topic string, ends map[int]int6
 	if err := b.runWorker(ctx, fmt.Sprintf("u%d-%s-ingest", n, label), cfg.IngestCPUs, workerSpec{Role: roleIngest,
 		Ingest: &ingestSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: prefix + "." + label,
 			Topic: topic, SnapshotTopic: topic + ".snap", Prefix: prefix, Partitions: cfg.Partitions,
-			CacheUsers: cfg.CacheUsers, TTL: cfg.TTL, Expect: total, Ends: ends,
+			CacheUsers: cacheUsers, TTL: ttl, Expect: total, Ends: ends,
 			CPUProfile: o.cpuProfile, AllocProfile: o.allocProfile, SnapshotJSONMarshal: o.jsonMarshal}}, &ir); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,9 @@
 # Starts Kafka and Redis with scripts/testenv.sh (in a state folder of its own, so a test
 # environment that is up is left alone), pinned with taskset to the load side's CPUs (all but
 # the last; the last CPU is the measured process's), builds the binary, runs
-#   streamprofile bench --brokers ... --redis ... --out docs/bench [flags]
+#   streamprofile bench --brokers ... --redis ... --out docs/bench --nice -10 [flags]
+# Services and workers run at nice -10 so that, on a machine shared with other work, they get
+# their CPUs (without the privilege for it, nice warns and runs them at normal priority).
 # and stops the services again whatever happens. The Kafka broker runs with C2 and G1 here
 # (STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS; the test default trades throughput for start-up time).
 #
@@ -14,6 +16,7 @@
 #   STREAMPROFILE_BENCH_OUT          output folder (default: <repo>/docs/bench)
 #   STREAMPROFILE_TESTENV_DIR        services' state folder (default: <repo>/.testenv/bench, git-ignored)
 #   STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS  broker JVM options (default "-Xms1g -Xmx1g -XX:+UseG1GC")
+#   STREAMPROFILE_BENCH_NICE         nice adjustment of services and workers (default -10; 0: none)
 #
 # Examples:
 #   scripts/bench.sh                          # 10k, 100k and 1M users (about 10 minutes on 2 CPUs)
@@ -26,6 +29,7 @@ testenv="$repo/scripts/testenv.sh"
 export STREAMPROFILE_TESTENV_DIR="${STREAMPROFILE_TESTENV_DIR:-$repo/.testenv/bench}"
 export STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS="${STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS:--Xms1g -Xmx1g -XX:+UseG1GC}"
 out="${STREAMPROFILE_BENCH_OUT:-$repo/docs/bench}"
+nice_adj="${STREAMPROFILE_BENCH_NICE:--10}"
 
 ncpu="$(nproc)"
 load_cpus=""
@@ -44,15 +48,18 @@ trap down EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -n "$load_cpus" ]]; then
-	taskset -c "$load_cpus" "$testenv" up
-else
-	"$testenv" up
+up=("$testenv" up)
+if [[ "$nice_adj" != 0 ]]; then
+	up=(nice -n "$nice_adj" "${up[@]}")
 fi
+if [[ -n "$load_cpus" ]]; then
+	up=(taskset -c "$load_cpus" "${up[@]}")
+fi
+"${up[@]}"
 eval "$("$testenv" env)"
 
 bin="$STREAMPROFILE_TESTENV_DIR/bin/streamprofile"
 go build -o "$bin" ./cmd/streamprofile
 
 # --out given on the command line wins over the default (flags are parsed left to right).
-"$bin" bench --brokers "$STREAMPROFILE_TEST_KAFKA" --redis "$STREAMPROFILE_TEST_REDIS" --out "$out" "$@"
+"$bin" bench --brokers "$STREAMPROFILE_TEST_KAFKA" --redis "$STREAMPROFILE_TEST_REDIS" --out "$out" --nice "$nice_adj" "$@"
