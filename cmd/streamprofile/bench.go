@@ -31,7 +31,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Repeats, "repeats", 0, "runs of the floor and maximum-speed phases, fastest kept (0: 3 for rounds of up to 500k events, else 1)")
 	fs.IntVar(&cfg.CacheUsers, "cache-users", 0, "users cached per partition by the measured ingester (0: pipeline default)")
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "user TTL of the measured ingester (0: store default)")
-	fs.IntVar(&cfg.BoundedCacheUsers, "bounded-cache-users", 0, "repeat the last scale with this cache bound per partition (0: not run)")
+	fs.IntVar(&cfg.BoundedCacheUsers, "bounded-cache-users", 10000, "repeat the last scale with this cache bound per partition (0: not run; off with --quick unless set)")
 	fs.DurationVar(&cfg.BoundedTTL, "bounded-ttl", time.Minute, "user TTL of that repeat")
 	fs.StringVar(&cfg.IngestCPUs, "ingest-cpus", "", "taskset CPU list of the measured process (default: the last CPU; \"-\": not pinned)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "", "taskset CPU list of the load generator (default: the other CPUs; \"-\": not pinned)")
@@ -54,6 +54,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Logger = log
 	cfg.Brokers = splitList(brokers)
 	quickUsers := cfg.Quick && !flagSet(args, "users")
+	if cfg.Quick && !flagSet(args, "bounded-cache-users") {
+		cfg.BoundedCacheUsers = 0
+	}
 	if !quickUsers {
 		for _, u := range splitList(users) {
 			n, err := strconv.Atoi(strings.ReplaceAll(u, "_", ""))
