@@ -121,8 +121,8 @@ func runChild(spec string) int {
 // crashInput is the REES46 sample's snapshots, then in every partition a
 // user seen 200 days later: every timer of the sample comes due (cart,
 // browse, win-back, silent, retention).
-func crashInput(t *testing.T, partitions int) []features.Snapshot {
-	snaps := slices.Clone(sampleData(t).snaps)
+func crashInput(t *testing.T) []features.Snapshot {
+	snaps := slices.Clone(heavySnaps(t))
 	last := snaps[len(snaps)-1].TS
 	st := newStory()
 	for p := 0; len(st.snaps) < 40; p++ {
@@ -170,7 +170,7 @@ func TestScorerKilledAndRestartedEmitsEachOnce(t *testing.T) {
 	const parts = 2
 	brokers := testenv.Kafka(t)
 	topic := testenv.Topic(t, brokers, parts)
-	input := crashInput(t, parts)
+	input := crashInput(t)
 	served := trainedServed(t)
 	dir := t.TempDir()
 	spec := childSpec{Brokers: brokers, Topic: topic, Prefix: "sp",
@@ -211,7 +211,7 @@ func TestScorerKilledAndRestartedEmitsEachOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- runScorer(ctx, ref) }()
-	refChanges := readAll(t, brokers, ref.Changes, 1000, 3*time.Second, 3*time.Minute)
+	refChanges := readAll(t, brokers, ref.Changes, 100, 3*time.Second, 3*time.Minute)
 	refTriggers := readAll(t, brokers, ref.Retarget, 10, time.Second, time.Minute)
 	cancel()
 	if err := <-done; err != nil {

@@ -177,7 +177,7 @@ func triggerConfig() TriggerConfig {
 // a timer due before a user's next event fires first either way. Within a
 // run no change or trigger is emitted twice.
 func TestEngineIndependentOfBatching(t *testing.T) {
-	s := sampleData(t)
+	snaps := heavySnaps(t)
 	served := trainedServed(t)
 	// Lateness is the ingester's (10 minutes, as the sample was built): no
 	// snapshot then comes older than the partition clock.
@@ -186,7 +186,7 @@ func TestEngineIndependentOfBatching(t *testing.T) {
 	for _, every := range []int{1, 500, 0} {
 		r := base
 		r.scanEvery = every
-		res := r.run(t, s.snaps)
+		res := r.run(t, snaps)
 		ids := res.ids()
 		for i := 1; i < len(ids); i++ {
 			if ids[i] == ids[i-1] {
@@ -232,13 +232,13 @@ func validate(t testing.TB, sch *jsonschema.Schema, b []byte) {
 // and without a model) validates against its schema; recommendations
 // never hold an item the user bought before the trigger.
 func TestEngineMessagesValidateAndSkipPurchases(t *testing.T) {
-	s := sampleData(t)
+	snaps := heavySnaps(t)
 	changes, retarget := compileSchema(t, schema.SegmentChangesV1), compileSchema(t, schema.RetargetV1)
 	bought := map[string][]struct {
 		item string
 		at   time.Time
 	}{}
-	for _, sn := range s.snaps {
+	for _, sn := range snaps {
 		if sn.Type == string(stream.TypePurchase) {
 			bought[sn.User] = append(bought[sn.User], struct {
 				item string
@@ -247,7 +247,7 @@ func TestEngineMessagesValidateAndSkipPurchases(t *testing.T) {
 		}
 	}
 	for _, served := range []*registry.Served{trainedServed(t), nil} {
-		res := engineRun{cfg: Config{Triggers: triggerConfig()}, served: served, tail: 200 * 24 * time.Hour}.run(t, s.snaps)
+		res := engineRun{cfg: Config{Triggers: triggerConfig()}, served: served, tail: 200 * 24 * time.Hour}.run(t, snaps)
 		if len(res.changes) == 0 || len(res.triggers) == 0 {
 			t.Fatalf("model %v: %d changes, %d triggers", served != nil, len(res.changes), len(res.triggers))
 		}

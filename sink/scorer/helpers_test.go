@@ -74,6 +74,16 @@ func sampleData(t testing.TB) *sample {
 	return s
 }
 
+// heavySnaps returns the sample's snapshots for the heaviest tests: all of
+// them, or under the race detector the first 3000.
+func heavySnaps(t testing.TB) []features.Snapshot {
+	s := sampleData(t).snaps
+	if raceEnabled {
+		return s[:min(len(s), 3000)]
+	}
+	return s
+}
+
 // sampleLabels computes the trainer's two labels for each snapshot: a purchase
 // by the user within 30 minutes after it, and a purchase on a later UTC
 // day within 90 days.
@@ -127,7 +137,11 @@ var trained = sync.OnceValues(func() (*registry.Served, error) {
 		exs[i].Labels = []float64{pl[i], rl[i]}
 		exs[i].Mask = []bool{true, s.snaps[i].Features["purchase_days"] >= 1}
 	}
-	for epoch := 0; epoch < 2; epoch++ {
+	epochs := 2
+	if raceEnabled {
+		epochs, exs = 1, exs[:min(len(exs), 4000)]
+	}
+	for epoch := 0; epoch < epochs; epoch++ {
 		for i := 0; i < len(exs); i += arch.BatchSize {
 			if _, err := net.TrainBatch(exs[i:min(i+arch.BatchSize, len(exs))]); err != nil {
 				return nil, err

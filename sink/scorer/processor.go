@@ -365,7 +365,9 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 		if err := p.handle(&recs[i]); err != nil {
 			return err
 		}
-		p.next = recs[i].offset + 1
+		// Records below the checkpoint (relearnt after a restart) never
+		// move the checkpoint back.
+		p.next = max(p.next, recs[i].offset+1)
 		p.pending++
 	}
 	p.fireDue()
