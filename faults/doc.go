@@ -54,6 +54,8 @@
 //   - TestKafkaRestartMidStream: the broker stopped and started again.
 //   - TestRedisRestartMidStream: redis-server (append-only file on)
 //     restarted mid-stream.
+//   - TestRedisKilledMidStream: redis-server SIGKILLed mid-stream and
+//     started again on its append-only file.
 //   - TestSlowRedis: CLIENT PAUSE longer than the ingester's Redis timeout,
 //     three times: timeouts, retries, backpressure.
 //   - TestPoisonAtHighRate: half of the records are bad, of every kind.

@@ -158,6 +158,9 @@ func TestScaleOutThroughput(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		p1, t1 := progress(), time.Now()
+		if p1 <= p0 {
+			t.Errorf("%d ingester(s) made no progress in %s", k, window)
+		}
 		i1, k1, r1, b1, tot1 := cpu()
 		secs := t1.Sub(t0).Seconds()
 		rate := float64(p1-p0) / secs
