@@ -363,7 +363,7 @@ func parseCursor(c string) (uint64, string, error) {
 	bad := err != nil || strconv.FormatUint(cur, 16) != num || (cur == 0 && !dotted)
 	var member []byte
 	if !bad && dotted {
-		member, err = base64.RawURLEncoding.DecodeString(after)
+		member, err = base64.RawURLEncoding.Strict().DecodeString(after)
 		bad = err != nil || len(member) == 0
 	}
 	if bad {
