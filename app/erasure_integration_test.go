@@ -40,10 +40,14 @@ func (c apiClient) do(method, path string, out any) int {
 	return rec.Code
 }
 
+// erasureTopic is the test's own erasure topic: the topic is shared by
+// every role of a deployment, so tests must not share one.
+func (e *env) erasureTopic() string { return e.topic + ".erasures" }
+
 // newServe starts the serve role's API over the env's stores.
 func (e *env) newServe(t *testing.T, acks []string) apiClient {
 	t.Helper()
-	if err := stream.EnsureTopics(context.Background(), e.brokers, stream.TopicSpec{Name: features.ErasureTopic, Partitions: 1, Compacted: true}); err != nil {
+	if err := stream.EnsureTopics(context.Background(), e.brokers, stream.TopicSpec{Name: e.erasureTopic(), Partitions: 1, Compacted: true}); err != nil {
 		t.Fatal(err)
 	}
 	token := "test-token-" + e.topic
@@ -52,7 +56,7 @@ func (e *env) newServe(t *testing.T, acks []string) apiClient {
 		API:     api.Config{Tokens: []api.TokenSpec{{Name: "tester", SHA256: api.HashToken(token), Scopes: []api.Scope{api.ScopeAdmin}}}},
 		Brokers: e.brokers, Redis: app.RedisConfig{Addr: opts.Addr, DB: opts.DB},
 		Store:            features.StoreConfig{Prefix: e.prefix, Group: e.group},
-		PseudonymKeyFile: e.keyFile, Clock: "stream", ErasureAcks: acks,
+		PseudonymKeyFile: e.keyFile, Clock: "stream", ErasureAcks: acks, ErasureTopic: e.erasureTopic(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +202,7 @@ func TestEraseThroughTheAPIRemovesEverything(t *testing.T) {
 	if strings.Contains(st.User, user) {
 		t.Fatalf("the receipt names the user: %q", st.User)
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: features.ErasureTopic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: e.brokers, Topic: e.erasureTopic(), Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
 	r.SetOffset(kafka.FirstOffset)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -206,7 +210,7 @@ func TestEraseThroughTheAPIRemovesEverything(t *testing.T) {
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
-			t.Fatalf("no erasure record for the receipt on %s: %v", features.ErasureTopic, err)
+			t.Fatalf("no erasure record for the receipt on %s: %v", e.erasureTopic(), err)
 		}
 		if er, err := features.DecodeErasure(m.Value); err == nil && er.Receipt == rec.Receipt {
 			if er.User != user || len(er.Linked) != 1 || er.Linked[0] != anon {
@@ -228,7 +232,7 @@ func TestErasureReachesTheTrainer(t *testing.T) {
 		Brokers: e.brokers, Topic: e.topic + ".examples", Group: "trainer-" + e.topic, CreateTopics: true, Partitions: 2,
 		Registry: app.RegistryConfig{Redis: app.RedisConfig{Addr: opts.Addr, DB: opts.DB}, Topic: "-"},
 		Trainer:  trainer.Config{PurchaseHorizon: 24 * time.Hour, RepeatHorizon: 48 * time.Hour, AllowedLateness: time.Minute},
-		Prefix:   e.prefix,
+		Prefix:   e.prefix, ErasureTopic: e.erasureTopic(),
 	}
 	tr, err := app.NewTrainer(tcfg)
 	if err != nil {
@@ -237,7 +241,14 @@ func TestErasureReachesTheTrainer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tr.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; tr.Close() })
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+		}
+		tr.Close()
+	})
 
 	e.startIngester(t)
 	publish(t, e.brokers, e.topic, recs)
@@ -245,8 +256,14 @@ func TestErasureReachesTheTrainer(t *testing.T) {
 	user := recs[len(recs)-1].Event.UserID
 	deadline := time.Now().Add(time.Minute)
 	for tr.Learner().Holds(user) == 0 {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("trainer stopped: %v", err)
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the trainer never held an example of %s", user)
+			t.Fatalf("the trainer never held an example of %s (stats %+v)", user, tr.Learner().Stats())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -2,45 +2,47 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
 )
 
-// ErasureFollower reads the compacted profile-erasures topic and makes a
-// role forget each erased user, then records the role's step on the
-// erasure receipt. Its position is kept in Redis per role and partition and
-// advanced after the acknowledgement, so a crash repeats a forget
-// (harmless) but never skips one. It reads partitions directly rather than
-// through a consumer group: every instance of a role must forget every
-// erased user it may hold.
+// ErasureFollower reads the compacted profile-erasures topic from its
+// beginning and makes a role forget each erased user, then records the
+// role's step on the erasure receipt. Reading everything again on every
+// start is cheap (one record per erased user) and rebuilds what the role
+// must remember to drop in-flight data of erased users; forgetting and
+// acknowledging are idempotent. It reads partitions directly rather than
+// through a consumer group: every instance of a role must see every
+// erasure. Ready is closed once the records present at start are done, so
+// a role can wait for it before it consumes its input.
 type ErasureFollower struct {
 	Brokers []string
-	// Step names the role on receipts and positions ("trainer", "scorer").
+	// Topic of erasure records. Default features.ErasureTopic.
+	Topic string
+	// Step names the role on receipts ("trainer", "scorer").
 	Step  string
 	Store *features.Store
-	// Instance distinguishes several instances of one role (each keeps its
-	// own position). Default "0".
+	// Instance names this instance of the role in logs. Optional.
 	Instance string
 	// Forget drops what the role holds about the record's users.
 	Forget func(ctx context.Context, rec features.ErasureRecord) error
 	Logger *slog.Logger
+
+	once  sync.Once
+	ready chan struct{}
 }
 
-func (f *ErasureFollower) posKey() string {
-	inst := f.Instance
-	if inst == "" {
-		inst = "0"
-	}
-	return f.Store.Config().Prefix + ":erasure-pos:{" + f.Step + "/" + inst + "}"
+// Ready is closed when the erasures present at start have been applied (or
+// the topic does not exist yet).
+func (f *ErasureFollower) Ready() <-chan struct{} {
+	f.once.Do(func() { f.ready = make(chan struct{}) })
+	return f.ready
 }
 
 // Run follows erasures until ctx is done. Errors are logged and retried:
@@ -49,11 +51,22 @@ func (f *ErasureFollower) Run(ctx context.Context) error {
 	if f.Logger == nil {
 		f.Logger = slog.Default()
 	}
+	f.Ready()
+	ready := f.ready
+	if f.Topic == "" {
+		f.Topic = features.ErasureTopic
+	}
 	var parts []int
 	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
 		var err error
 		if parts, err = f.partitions(ctx); err == nil && len(parts) > 0 {
 			break
+		}
+		// No topic yet means no erasure yet.
+		select {
+		case <-ready:
+		default:
+			close(ready)
 		}
 		f.Logger.Debug("erasures: topic not available yet", "err", err)
 		select {
@@ -62,26 +75,35 @@ func (f *ErasureFollower) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 	}
-	var wg sync.WaitGroup
+	var wg, initial sync.WaitGroup
 	for _, p := range parts {
 		wg.Add(1)
+		initial.Add(1)
 		go func() {
 			defer wg.Done()
-			f.follow(ctx, p)
+			f.follow(ctx, p, initial.Done)
 		}()
 	}
+	go func() {
+		initial.Wait()
+		select {
+		case <-ready:
+		default:
+			close(ready)
+		}
+	}()
 	wg.Wait()
 	return nil
 }
 
 func (f *ErasureFollower) partitions(ctx context.Context) ([]int, error) {
 	client := &kafka.Client{Addr: kafka.TCP(f.Brokers...), Timeout: 5 * time.Second}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{features.ErasureTopic}})
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{f.Topic}})
 	if err != nil {
 		return nil, err
 	}
 	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return nil, fmt.Errorf("erasures: topic %s unavailable", features.ErasureTopic)
+		return nil, fmt.Errorf("erasures: topic %s unavailable", f.Topic)
 	}
 	var ps []int
 	for _, p := range md.Topics[0].Partitions {
@@ -90,33 +112,26 @@ func (f *ErasureFollower) partitions(ctx context.Context) ([]int, error) {
 	return ps, nil
 }
 
-func (f *ErasureFollower) follow(ctx context.Context, partition int) {
-	rdb := f.Store.Client()
-	field := strconv.Itoa(partition)
-	start := kafka.FirstOffset
-	for {
-		n, err := rdb.HGet(ctx, f.posKey(), field).Int64()
-		if err == nil {
-			start = n
-			break
-		}
-		if errors.Is(err, context.Canceled) || ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, redis.Nil) {
-			break
-		}
-		f.Logger.Warn("erasures: reading position failed; retrying", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
+// follow applies one partition's erasures; caughtUp is called once the
+// records present at start are done.
+func (f *ErasureFollower) follow(ctx context.Context, partition int, caughtUp func()) {
+	var once sync.Once
+	defer once.Do(caughtUp)
+	client := &kafka.Client{Addr: kafka.TCP(f.Brokers...), Timeout: 5 * time.Second}
+	end := int64(0)
+	if res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		f.Topic: {kafka.LastOffsetOf(partition)}}}); err == nil {
+		for _, po := range res.Topics[f.Topic] {
+			end = max(end, po.LastOffset)
 		}
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.Brokers, Topic: features.ErasureTopic, Partition: partition,
+	if end == 0 {
+		once.Do(caughtUp)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.Brokers, Topic: f.Topic, Partition: partition,
 		MaxWait: 250 * time.Millisecond})
 	defer r.Close()
-	if err := r.SetOffset(start); err != nil {
+	if err := r.SetOffset(kafka.FirstOffset); err != nil {
 		f.Logger.Warn("erasures: seek failed", "err", err)
 		return
 	}
@@ -147,8 +162,8 @@ func (f *ErasureFollower) follow(ctx context.Context, partition int) {
 				return
 			}
 		}
-		if err := rdb.HSet(ctx, f.posKey(), field, m.Offset+1).Err(); err != nil && ctx.Err() == nil {
-			f.Logger.Warn("erasures: saving position failed; the record will be repeated", "err", err)
+		if m.Offset+1 >= end {
+			once.Do(caughtUp)
 		}
 	}
 }

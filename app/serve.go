@@ -42,6 +42,8 @@ type ServeConfig struct {
 	// newest event time the ingesters have seen, for replayed history).
 	// Default "wall".
 	Clock string
+	// ErasureTopic announces erasures. Default "profile-erasures".
+	ErasureTopic string
 	// ErasureAcks are the roles whose acknowledgement completes an erasure.
 	// Default ["scorer", "trainer"].
 	ErasureAcks []string
@@ -76,6 +78,9 @@ func NewServer(cfg ServeConfig) (*Server, error) {
 	}
 	if cfg.Clock != "wall" && cfg.Clock != "stream" {
 		return nil, fmt.Errorf("serve: clock %q: want wall or stream", cfg.Clock)
+	}
+	if cfg.ErasureTopic == "" {
+		cfg.ErasureTopic = features.ErasureTopic
 	}
 	if cfg.ErasureAcks == nil {
 		cfg.ErasureAcks = []string{"scorer", "trainer"}
@@ -383,7 +388,7 @@ func (x *erasures) Erase(ctx context.Context, id string) (api.Receipt, error) {
 	if err != nil {
 		return api.Receipt{}, err
 	}
-	if err := s.producer.Send(ctx, kafka.Message{Topic: features.ErasureTopic, Key: []byte(stored), Value: v}); err != nil {
+	if err := s.producer.Send(ctx, kafka.Message{Topic: s.cfg.ErasureTopic, Key: []byte(stored), Value: v}); err != nil {
 		s.cfg.Logger.Warn("erasure: announcing on profile-erasures failed; the receipt stays in progress", "receipt", receipt, "err", err)
 	} else {
 		s.store.AckErasure(ctx, receipt, "erasure_topic", time.Now())

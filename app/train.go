@@ -124,6 +124,8 @@ type TrainerConfig struct {
 	Profiles *RedisConfig `yaml:"profiles"`
 	// Prefix of the profile store's keys. Default "sp".
 	Prefix string `yaml:"prefix"`
+	// ErasureTopic announces erasures. Default "profile-erasures".
+	ErasureTopic string `yaml:"erasure_topic"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -198,6 +200,9 @@ func NewTrainer(cfg TrainerConfig) (*Trainer, error) {
 		closer.Close()
 		return nil, err
 	}
+	if cfg.ErasureTopic == "" {
+		cfg.ErasureTopic = features.ErasureTopic
+	}
 	t := &Trainer{cfg: cfg, reg: reg, closer: closer, tr: tr, group: group}
 	pcfg := cfg.Registry.Redis
 	if cfg.Profiles != nil {
@@ -211,11 +216,11 @@ func NewTrainer(cfg TrainerConfig) (*Trainer, error) {
 		closer.Close()
 		return nil, err
 	}
-	t.erasures = &ErasureFollower{Brokers: cfg.Brokers, Step: "trainer", Instance: cfg.Group, Store: store, Logger: cfg.Logger,
+	t.erasures = &ErasureFollower{Brokers: cfg.Brokers, Topic: cfg.ErasureTopic, Step: "trainer", Store: store, Logger: cfg.Logger,
 		Forget: func(ctx context.Context, rec features.ErasureRecord) error {
-			n := tr.Forget(rec.User)
+			n := tr.Forget(rec.User, rec.RequestedAt)
 			for _, l := range rec.Linked {
-				n += tr.Forget(l)
+				n += tr.Forget(l, rec.RequestedAt)
 			}
 			cfg.Logger.Info("erasure: trainer dropped the user's examples", "receipt", rec.Receipt, "examples", n)
 			return nil
@@ -255,13 +260,21 @@ func (t *Trainer) Run(ctx context.Context) error {
 		return fmt.Errorf("train: restore: %w", err)
 	}
 	if t.cfg.CreateTopics {
-		if err := stream.EnsureTopics(ctx, t.cfg.Brokers, stream.TopicSpec{Name: features.ErasureTopic, Partitions: 1, Compacted: true}); err != nil {
+		if err := stream.EnsureTopics(ctx, t.cfg.Brokers, stream.TopicSpec{Name: t.cfg.ErasureTopic, Partitions: 1, Compacted: true}); err != nil {
 			return err
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return t.erasures.Run(gctx) })
-	g.Go(func() error { return t.group.Run(gctx) })
+	g.Go(func() error {
+		// Learn nothing before the known erasures are applied.
+		select {
+		case <-t.erasures.Ready():
+		case <-gctx.Done():
+			return nil
+		}
+		return t.group.Run(gctx)
+	})
 	runErr := g.Wait()
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.cfg.ShutdownTimeout)
 	defer cancel()

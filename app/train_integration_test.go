@@ -42,7 +42,8 @@ func trainConfig(s trainSpec) app.TrainerConfig {
 	arch.Hidden, arch.HashBuckets = []int{16}, 256
 	return app.TrainerConfig{
 		Brokers: s.Brokers, Topic: s.Topic, Group: s.Group, SessionTimeout: 6 * time.Second,
-		Registry: app.RegistryConfig{Redis: app.RedisConfig{Addr: s.Redis, DB: s.DB}, Topic: "-"},
+		Registry:     app.RegistryConfig{Redis: app.RedisConfig{Addr: s.Redis, DB: s.DB}, Topic: "-"},
+		ErasureTopic: s.Topic + ".erasures",
 		Trainer: trainer.Config{Arch: arch, PurchaseHorizon: 5 * time.Minute, RepeatHorizon: 24 * time.Hour, AllowedLateness: time.Minute,
 			BatchSize: 32, CheckpointBatches: 5, CheckpointInterval: 300 * time.Millisecond, AuditTrained: true,
 			Gate: trainer.GateConfig{Examples: 1000, MinExamples: 200}},

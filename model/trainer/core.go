@@ -105,6 +105,8 @@ type counters struct {
 	Rejections  int64           `json:"rejections"`
 	Rollbacks   int64           `json:"rollbacks"`
 	TrainErrors int64           `json:"train_errors"`
+	// ErasedDropped counts snapshots of erased users dropped on arrival.
+	ErasedDropped int64 `json:"erased_dropped"`
 }
 
 // core is the trainer's state machine. It is driven by process and tick
@@ -145,6 +147,10 @@ type core struct {
 	mon       *liveMon
 	curve     []CurvePoint
 	curveNext int64
+
+	// erased maps users erased (or de-consented) to when, unix ms of the
+	// wall clock: snapshots they had in flight are dropped on arrival.
+	erased map[string]int64
 
 	c              counters
 	batchesSinceCP int
@@ -230,6 +236,18 @@ func (c *core) processSnapshot(ctx context.Context, ps *partState, offset int64,
 		c.c.Duplicates++
 		c.advance(ps, offset)
 		return
+	}
+	if at, ok := c.erased[s.User]; ok {
+		made := s.Source.Appended
+		if made.IsZero() {
+			made = s.TS
+		}
+		if made.UnixMilli() <= at {
+			// Produced before the user was erased: never learnt from.
+			c.c.ErasedDropped++
+			c.advance(ps, offset)
+			return
+		}
 	}
 	if !replaying {
 		c.c.Snapshots++
@@ -899,7 +917,19 @@ func (c *core) sortedParts() []int {
 // labels are marked dropped, so they are neither evaluated nor learnt),
 // its matured examples not yet trained on, and its BG/NBD customer
 // summary. It returns how many examples were dropped.
-func (c *core) forget(user string) int {
+func (c *core) forget(user string, at time.Time) int {
+	if c.erased == nil {
+		c.erased = map[string]int64{}
+	}
+	// Remember erasures for a month of wall time: longer than any snapshot
+	// stays in flight, and bounded.
+	cut := at.Add(-30 * 24 * time.Hour).UnixMilli()
+	for u, t := range c.erased {
+		if t < cut {
+			delete(c.erased, u)
+		}
+	}
+	c.erased[user] = max(c.erased[user], at.UnixMilli())
 	n := 0
 	for _, p := range c.users[user] {
 		for t := range numTasks {

@@ -336,13 +336,14 @@ func (t *Trainer) Stats() Stats {
 	return s
 }
 
-// Forget drops every example and summary the trainer holds for user (an
-// erased or de-consented profile) and returns how many examples it
-// dropped. Weights already trained keep what they learnt; see doc.go.
-func (t *Trainer) Forget(user string) int {
+// Forget drops every example and summary the trainer holds for user (a
+// profile erased at `at`) and returns how many examples it dropped.
+// Snapshots of the user produced before `at` that arrive later are dropped
+// too. Weights already trained keep what they learnt; see doc.go.
+func (t *Trainer) Forget(user string, at time.Time) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.c.forget(user)
+	return t.c.forget(user, at)
 }
 
 // Holds reports how many examples (pending, or matured and not yet

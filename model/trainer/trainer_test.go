@@ -256,10 +256,22 @@ func TestForgetDropsAUsersExamples(t *testing.T) {
 	if tr.Holds("erase") != 2 || tr.Holds("keep") != 2 {
 		t.Fatalf("before: erase %d keep %d", tr.Holds("erase"), tr.Holds("keep"))
 	}
-	if n := tr.Forget("erase"); n != 2 {
+	if n := tr.Forget("erase", base.Add(time.Minute)); n != 2 {
 		t.Fatalf("Forget dropped %d, want 2", n)
 	}
 	if tr.Holds("erase") != 0 || tr.Holds("keep") != 2 {
 		t.Fatalf("after: erase %d keep %d", tr.Holds("erase"), tr.Holds("keep"))
+	}
+	// A snapshot produced before the erasure that arrives after it is
+	// dropped; one produced after it (the user came back) is kept.
+	for i, made := range []time.Time{base.Add(30 * time.Second), base.Add(2 * time.Minute)} {
+		s := features.Snapshot{Version: features.SnapshotVersion, ID: fmt.Sprint("late", i), User: "erase", TS: made,
+			Type: "view", Features: map[string]float64{"views_total": 1}, Source: features.SnapshotSource{Appended: made}}
+		if err := tr.ProcessSnapshot(ctx, 0, int64(10+i), &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tr.Holds("erase"); got != 1 {
+		t.Fatalf("after late snapshots: holds %d, want 1 (only the one made after the erasure)", got)
 	}
 }
