@@ -50,14 +50,14 @@
 //     repeatedly, and restarted.
 //   - TestTrainerSIGKILL: the trainer SIGKILLed repeatedly while it learns
 //     from the examples the ingester produced; every example learnt once.
-//   - TestScorerSIGKILL: skipped with a message until a score role exists.
+//   - TestScorerSIGKILL: skipped, its message says why.
 //   - TestKafkaRestartMidStream: the broker stopped and started again.
 //   - TestRedisRestartMidStream: redis-server (append-only file on)
 //     restarted mid-stream.
 //   - TestRedisKilledMidStream: redis-server SIGKILLed mid-stream and
 //     started again on its append-only file.
-//   - TestSlowRedis: CLIENT PAUSE longer than the ingester's Redis timeout,
-//     three times: timeouts, retries, backpressure.
+//   - TestSlowRedis: CLIENT PAUSE for 2, 4 and 6 s against a 300 ms Redis
+//     timeout: timeouts, retries, partition restarts, backpressure.
 //   - TestPoisonAtHighRate: half of the records are bad, of every kind.
 //   - TestBurst: ten times the normal rate for a while; lag and memory.
 //   - TestSoak: ten minutes of a bounded set of users cycling through TTL

@@ -205,29 +205,31 @@ func TestKafkaRestartMidStream(t *testing.T) {
 		retries.Load(), st.Consumed, st.Duplicates, dur(caught), dlq.Records, ex.Distinct, ex.Repeats, ex.Differing)
 }
 
-// redis-server is paused (CLIENT PAUSE ALL, 2 s) three times while the
+// redis-server is paused (CLIENT PAUSE ALL) for 2, 4 and 6 s while the
 // sample streams in; the ingester's Redis timeout is 300 ms, so its loads
-// and flushes time out, and the timed-out commands run once the pause ends,
-// after the ingester restarted its partitions from their checkpoints: the
-// offset stamps must refuse them or make them harmless.
+// and flushes time out. go-redis retries a timed-out command (three times,
+// with backoff: about 2.5 s in all); longer pauses fail the step, and the
+// processor restarts its partition from the checkpoint while commands sent
+// before may still run once the pause ends: the offset stamps must refuse
+// them or make them harmless. Meanwhile the backlog stays in Kafka.
 func TestSlowRedis(t *testing.T) {
 	e := newEnv(t, envOpts{exclusiveRedis: true, redisTimeout: 300 * time.Millisecond})
-	r := &row{Case: "redis-server made slow: CLIENT PAUSE 2 s, three times (client timeout 300 ms)"}
+	r := &row{Case: "redis-server made slow: CLIENT PAUSE for 2, 4 and 6 s (client timeout 300 ms)"}
 	record(t, r)
 	recs := sampleRecords(t)
 	in := e.ingester("ingester")
 	var sent atomic.Int64
 	pub := make(chan error, 1)
-	go func() { pub <- e.sendPaced(context.Background(), e.messages(recs), 1200, &sent) }()
+	go func() { pub <- e.sendPaced(context.Background(), e.messages(recs), 800, &sent) }()
 	var recovered []time.Duration
 	var lags []string
-	for i := 0; i < 3; i++ {
+	for i, pause := range []time.Duration{2 * time.Second, 4 * time.Second, 6 * time.Second} {
 		e.waitProgress(int64(len(recs)*(i+1)/5), time.Minute)
 		before := e.lag()
-		if err := e.rdb.Do(context.Background(), "CLIENT", "PAUSE", 2000, "ALL").Err(); err != nil {
+		if err := e.rdb.Do(context.Background(), "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2100 * time.Millisecond)
+		time.Sleep(pause + 100*time.Millisecond)
 		during := e.lag() // the first call after the pause: the backlog it left
 		recovered = append(recovered, e.waitProgress(e.progress(), time.Minute))
 		lags = append(lags, fmt.Sprintf("%d→%d", before, during))
@@ -246,9 +248,9 @@ func TestSlowRedis(t *testing.T) {
 	requireExact(t, v)
 	dlq := e.checkDLQ(map[string]stream.Reason{})
 	ex := e.checkExamples(evs)
-	r.Injected = "3 × CLIENT PAUSE 2000 ALL at 1,200 events/s"
+	r.Injected = "CLIENT PAUSE ALL for 2 s, 4 s, 6 s at 800 events/s"
 	r.Recovered = stats(recovered)
-	r.Notes = fmt.Sprintf("lag before→after each pause %s (backpressure: the backlog stays in Kafka); %d partition restarts "+
+	r.Notes = fmt.Sprintf("lag before→after each pause %s (backpressure: the backlog waits in Kafka); %d partition restarts "+
 		"from checkpoints, %d records re-read (%d replay-skipped); DLQ %d; snapshots: %d distinct, %d repeats, %d differing",
 		strings.Join(lags, ", "), restarts, st.Consumed-int64(len(recs)), st.Replayed, dlq.Records, ex.Distinct, ex.Repeats,
 		ex.Differing)
@@ -306,7 +308,7 @@ func poisons(first time.Time) []poison {
 }
 
 // poisoned interleaves recs with one bad record after each good one, of
-// every kind in turn (too_large only every 50th, late only once the
+// every kind in turn (too_large only every 200th, late only once the
 // partitions' watermarks have moved), and returns the messages with the
 // expected DLQ reason of each bad one.
 func (e *env) poisoned(recs []source.Record) ([]kafka.Message, map[string]stream.Reason) {
@@ -321,7 +323,7 @@ func (e *env) poisoned(recs []source.Record) ([]kafka.Message, map[string]stream
 			k = kinds[n%len(kinds)]
 			n++
 			switch {
-			case k.reason == stream.ReasonTooLarge && n%50 != 0:
+			case k.reason == stream.ReasonTooLarge && n%200 != 0:
 				continue
 			case k.reason == stream.ReasonLate && i < len(recs)/4:
 				continue
@@ -339,35 +341,37 @@ func (e *env) poisoned(recs []source.Record) ([]kafka.Message, map[string]stream
 }
 
 // throughput publishes msgs, then starts an ingester and returns the time
-// from its first flush until it has caught up.
-func (e *env) throughput(msgs []kafka.Message) (time.Duration, *proc) {
+// from its first flush until it has caught up, and the ingester's CPU time
+// (clock ticks) meanwhile.
+func (e *env) throughput(msgs []kafka.Message) (time.Duration, int64, *proc) {
 	e.t.Helper()
 	if err := e.send(msgs); err != nil {
 		e.t.Fatal(err)
 	}
 	in := e.ingester("ingester")
 	e.waitProgress(0, time.Minute)
-	start := time.Now()
+	start, cpu := time.Now(), cpuTicks(in.cmd.Process.Pid)
 	e.waitCaughtUp(5*time.Minute, in)
-	return time.Since(start), in
+	return time.Since(start), cpuTicks(in.cmd.Process.Pid) - cpu, in
 }
 
 // Half of the records are bad, of ten kinds; every bad record reaches the
 // DLQ with its reason, the good ones are applied, and the good events/s
-// are compared with the clean sample alone.
+// are compared with the same good events alone (three re-keyed copies of
+// the sample, published before the ingester starts).
 func TestPoisonAtHighRate(t *testing.T) {
 	r := &row{Case: "poison messages at a high rate (1 bad record after every good one)"}
 	record(t, r)
-	recs := sampleRecords(t)
+	recs := rekeyed(t, sampleRecords(t), 3)
 	evs := eventsOf(recs)
 
 	clean := newEnv(t, envOpts{})
-	cleanTook, cin := clean.throughput(clean.messages(recs))
+	cleanTook, cleanCPU, cin := clean.throughput(clean.messages(recs))
 	cin.stop()
 
 	e := newEnv(t, envOpts{})
 	msgs, want := e.poisoned(recs)
-	took, in := e.throughput(msgs)
+	took, cpu, in := e.throughput(msgs)
 	r.PeakRSS = max(in.peak.Load(), cin.peak.Load())
 	in.stop()
 	v := e.compareProfiles(evs, nil, nil)
@@ -382,9 +386,12 @@ func TestPoisonAtHighRate(t *testing.T) {
 	goodRate := float64(len(recs)) / took.Seconds()
 	cleanRate := float64(len(recs)) / cleanTook.Seconds()
 	r.Injected = fmt.Sprintf("%d bad records among %d good (50%%)", len(want), len(recs))
+	perRecord := func(ticks int64, n int) float64 { return float64(ticks) * 1e4 / float64(n) } // µs of CPU
 	r.Notes = fmt.Sprintf("all %d in the DLQ with their reason (%s), %d repeats; good events/s %.0f with poison vs %.0f "+
-		"clean (%.0f%%; %.0f records/s); snapshots: %d distinct, %d repeats", dlq.Distinct, strings.Join(reasons, ", "),
-		dlq.Repeats, goodRate, cleanRate, 100*goodRate/cleanRate, float64(len(msgs))/took.Seconds(), ex.Distinct, ex.Repeats)
+		"clean (%.0f%%; %.0f records/s); ingester CPU %.0f µs per good event with poison, %.0f clean; snapshots: "+
+		"%d distinct, %d repeats", dlq.Distinct, strings.Join(reasons, ", "), dlq.Repeats, goodRate, cleanRate,
+		100*goodRate/cleanRate, float64(len(msgs))/took.Seconds(), perRecord(cpu, len(recs)), perRecord(cleanCPU, len(recs)),
+		ex.Distinct, ex.Repeats)
 }
 
 // waitAssigned waits until the processes hold parts partitions between
@@ -507,7 +514,8 @@ func TestBurst(t *testing.T) {
 	r.Injected = fmt.Sprintf("%d events at %.0f/s (asked %.0f/s) amid %.0f/s", b-a, burstRate, normal*10, normal)
 	r.Recovered = dur(drained)
 	r.Notes = fmt.Sprintf("recovery = lag back under 0.5 s of normal traffic; peak lag %d records; RSS %s before the burst, "+
-		"peak (VmHWM) %s; %d events, DLQ %d", peakLag, mib(rssBefore), mib(r.PeakRSS), len(recs), dlq.Records)
+		"peak (VmHWM) %s: it follows the users cached (%d by the end, bounded by CacheUsers per partition), the backlog "+
+		"waits in Kafka; %d events, DLQ %d", peakLag, mib(rssBefore), mib(r.PeakRSS), v.Users, len(recs), dlq.Records)
 	if limit := int64(512 << 20); r.PeakRSS > limit {
 		t.Errorf("peak RSS %s above %s: memory is not bounded by the queues", mib(r.PeakRSS), mib(limit))
 	}
@@ -520,7 +528,9 @@ func TestBurst(t *testing.T) {
 func TestScorerSIGKILL(t *testing.T) {
 	r := &row{Case: "scorer SIGKILLed repeatedly", Injected: "—"}
 	record(t, r)
-	r.Notes = "not run: there is no `score` subcommand (app role) yet; sink/scorer is being built"
+	r.Notes = "not run: the score role (app.Scorer) landed while this suite was written; sink/scorer's " +
+		"TestScorerKilledAndRestartedEmitsEachOnce SIGKILLs the scoring core as a process on real Kafka and Redis; " +
+		"an end-to-end case through app.Scorer is still to be written"
 	t.Skip(r.Notes)
 }
 
