@@ -53,6 +53,7 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(runChild(spec))
 	}
+	report.loadStart = loadAverage()
 	code := m.Run()
 	if path := os.Getenv(resultsEnv); path != "" {
 		if err := report.write(path); err != nil {
@@ -854,9 +855,23 @@ type row struct {
 
 // results collects the rows and sections of RESULTS.md.
 type results struct {
-	mu       sync.Mutex
-	rows     []row
-	sections []string
+	mu        sync.Mutex
+	rows      []row
+	sections  []string
+	loadStart string // the machine's load averages when the suite started
+}
+
+// loadAverage returns /proc/loadavg's 1, 5 and 15 minute load averages.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " / ")
 }
 
 // report is the suite's results; TestMain writes it.
@@ -903,7 +918,9 @@ func (r *results) write(path string) error {
 		"Redis with ingester processes at the pipeline's default settings. \"Events lost\" and \"duplicates "+
 		"applied\" compare the stored profiles with the batch recomputation (features/featurestest); \"recovered "+
 		"in\" runs from the end of the fault to the first flush after it; peak memory is the largest VmHWM of "+
-		"the ingester (or trainer) processes.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), numCPU())
+		"the ingester (or trainer) processes. Load averages (1 / 5 / 15 min) of the machine: %s when the suite "+
+		"started, %s when it ended; throughput figures depend on them.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"),
+		numCPU(), r.loadStart, loadAverage())
 	b.WriteString("| case | injected | recovered in | events lost | duplicates applied | peak memory | notes | result |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|\n")
 	for _, x := range r.rows {
