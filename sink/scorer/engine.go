@@ -117,6 +117,11 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 		e.fire(u, u.st.Due, clock)
 	}
 	e.vec = s.Vector()
+	if ts < u.st.LastTS {
+		// A late event: its snapshot was evaluated at its own time but
+		// already counts the user's later events; bring it to the latest.
+		e.vec = project(e.vec, ts, u.st.LastTS)
+	}
 	if u.ex == nil {
 		u.ex = e.example()
 	}
@@ -147,7 +152,7 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 	for i, v := range sc {
 		e.sketches.Add(scoreNames[i], v)
 	}
-	at := max(ts, u.st.EvalAt)
+	at := max(u.st.LastTS, u.st.EvalAt)
 	e.segments(u, &e.vec, &sc, at, CauseEvent, s.ID, s.Source.Appended)
 	u.st.EvalAt = at
 	u.scoresDirty = true

@@ -116,7 +116,7 @@ func project(v features.Vector, fromMs, toMs int64) features.Vector {
 		v[features.DaysSinceLastSeen] += days
 		v[features.TenureDays] += days
 	}
-	if v[features.DaysSinceLastPurchase] >= 0 && v[features.LastPurchaseAt] > 0 {
+	if v[features.LastPurchaseAt] > 0 {
 		v[features.DaysSinceLastPurchase] += days
 		r := 1.0
 		for i, th := range recencyDays {

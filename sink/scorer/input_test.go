@@ -2,11 +2,14 @@ package scorer
 
 import (
 	"math"
+	"math/rand/v2"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/sink/segment"
+	"github.com/streamprofile/streamprofile/stream"
 )
 
 // Projecting a user's last snapshot forward in time gives what the
@@ -106,5 +109,52 @@ func TestInput(t *testing.T) {
 	}
 	if _, ok := in.Decile("churn_risk"); ok {
 		t.Error("decile of a missing score")
+	}
+}
+
+// A late event's snapshot (evaluated at its own time, but counting the
+// user's later events) brought to the user's latest time agrees with the
+// feature store there on every exactly projected feature. Random users
+// whose events arrive out of order within ten minutes.
+func TestProjectLateSnapshots(t *testing.T) {
+	cfg := features.Config{}.WithDefaults()
+	exact := []features.ID{features.DaysSinceLastSeen, features.TenureDays, features.DaysSinceLastPurchase,
+		features.Activity1h, features.Activity1d, features.Activity7d, features.RFMRecency, features.RFMScore, features.AgeWeeks,
+		features.ViewsTotal, features.CartsTotal, features.PurchasesTotal, features.RevenueTotal}
+	r := rand.New(rand.NewPCG(9, 9))
+	types := []stream.EventType{stream.TypeView, stream.TypeView, stream.TypeCart, stream.TypePurchase}
+	late := 0
+	for u := 0; u < 50; u++ {
+		var evs []stream.Event
+		for i := 0; i < 30; i++ {
+			price := 1 + r.Float64()*100
+			ev := stream.Event{Schema: 1, EventID: strconv.Itoa(i), Type: types[r.IntN(len(types))], UserID: "u",
+				TS: t0.Add(time.Duration(i)*3*time.Minute + time.Duration(r.IntN(600))*time.Second), ItemID: "i" + strconv.Itoa(r.IntN(9)),
+				Price: &price, PriceMicros: int64(math.Round(price * 1e6))}
+			evs = append(evs, ev)
+		}
+		var st features.State
+		var latest int64
+		for i := range evs {
+			ev := evs[i]
+			st.Apply(&ev, features.Env{Cfg: &cfg})
+			ts := ev.TS.UnixMilli()
+			if ts >= latest {
+				latest = ts
+				continue
+			}
+			late++
+			sn := features.NewSnapshot(&ev, "u", &st, &cfg, features.SnapshotSource{})
+			got := project(sn.Vector(), ts, latest)
+			want := st.Evaluate(time.UnixMilli(latest), &cfg).Vector
+			for _, id := range exact {
+				if math.Abs(got[id]-want[id]) > 1e-9*math.Max(1, math.Abs(want[id])) {
+					t.Fatalf("user %d, late event %d: %s projected %v, store %v", u, i, id.Name(), got[id], want[id])
+				}
+			}
+		}
+	}
+	if late < 100 {
+		t.Fatalf("only %d late events", late)
 	}
 }
