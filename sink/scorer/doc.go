@@ -22,14 +22,25 @@
 //
 // The explanation of a network score lists its top inputs (ExplainTop, 5)
 // with signed contributions: the score minus the score with that input
-// absent (a numeric feature at 0, a token field empty), computed by
-// occlusion with nn.Model.Explain and the all-absent baseline, and a
-// readable Label. Removing an input from the snapshot changes the score by
-// exactly its contribution (TestExplanationIsFaithful checks this through
-// Score on real snapshots). Occlusion costs a forward pass per input (43
-// for the default architecture), so it is computed lazily: once per user
-// per flush, and when a trigger needs it, rather than once per snapshot
-// (BenchmarkSnapshot*).
+// absent (a numeric feature at 0, a token field empty), and a readable
+// Label. It is occlusion, exactly what nn.Model.Explain computes against
+// the all-absent baseline, but only for the inputs that are present (an
+// absent input contributes 0): one forward pass per present input. Removing
+// an input from the snapshot changes the score by exactly its contribution
+// (TestExplanationIsFaithful checks this through Score on real snapshots).
+// It is computed lazily: once per user per flush, and when a trigger needs
+// it, rather than once per snapshot.
+//
+// # Performance
+//
+// go test -bench Snapshot on the shared 2-core development machine (load
+// average 6-40 from other work, so pessimistic), default architecture,
+// default catalogue, REES46 snapshots, per snapshot through the engine
+// (score, segments, triggers, timers; no I/O): about 18-22 µs without
+// explanations, 46-58 µs explaining at every flush of 500 snapshots (what
+// the processor does), 62-80 µs explaining every snapshot. Decoding a
+// snapshot's JSON (features.DecodeSnapshot, encoding/json) costs about as
+// much again.
 //
 // The latest scores of a user are stored in the hash
 // `<prefix>:{<user>}:scores`: field = score name, value =

@@ -11,6 +11,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/nn"
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/schema"
 	"github.com/streamprofile/streamprofile/sink/segment"
@@ -387,4 +388,39 @@ func checkTriggerStory(t *testing.T, trs []Trigger, st Stats) {
 func TestTriggerOccasions(t *testing.T) {
 	res := engineRun{cfg: Config{Lateness: time.Minute, Triggers: triggerStoryConfig()}, served: trainedServed(t), scanEvery: 1}.run(t, triggerStory().snaps)
 	checkTriggerStory(t, res.triggers, res.stats)
+}
+
+// The scorer's explanation is nn.Model.Explain against the all-absent
+// baseline, computed for the present inputs only: on real snapshots it
+// lists exactly the contributions Explain finds, bit for bit, in order.
+func TestSparseExplainIsModelExplain(t *testing.T) {
+	served := trainedServed(t)
+	var n netScorer
+	n.top = 64
+	n.bind(served)
+	a := served.Encoder.Arch()
+	zero := nn.Example{Numeric: make([]float64, len(a.NumericFeatures))}
+	inputsN := len(a.NumericFeatures) + len(a.TokenFields)
+	snaps := heavySnaps(t)
+	for i := 0; i < len(snaps); i += 7 {
+		ex := served.Encoder.Encode(&snaps[i])
+		got, err := n.explain(ex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all, err := served.Model.Explain(ex, &zero)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for h, hi := range n.heads {
+			var want []contribution
+			for _, c := range all[hi*inputsN : (hi+1)*inputsN] {
+				want = append(want, contribution{Input: c.Input, Delta: c.Delta})
+			}
+			want = topOf(want, n.top)
+			if !slices.Equal(got[h], want) {
+				t.Fatalf("snapshot %d head %d:\n got %v\nwant %v", i, h, got[h], want)
+			}
+		}
+	}
 }

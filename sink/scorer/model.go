@@ -17,8 +17,9 @@ type netScorer struct {
 	served *registry.Served
 	heads  [numHeads]int // index of each head in the arch (-1: absent)
 	ex     nn.Example
-	zero   nn.Example // every input absent: the explanation baseline
 	probs  []float64
+	full   []float64 // scratch of explain
+	occl   []float64
 	top    int
 }
 
@@ -41,7 +42,6 @@ func (n *netScorer) bind(s *registry.Served) {
 			n.heads[headRepeat] = i
 		}
 	}
-	n.zero = nn.Example{Numeric: make([]float64, len(a.NumericFeatures))}
 	n.probs = make([]float64, len(a.Heads))
 }
 
@@ -76,22 +76,65 @@ func (n *netScorer) predict(ex *nn.Example, snap *features.Snapshot) ([numHeads]
 
 // explain returns the top contributions per head for ex, an example the
 // bound model predicted: the score minus the score with the input absent
-// (every input is occluded in turn: one forward pass each).
+// (a numeric feature at 0, a token field empty). It is nn.Model.Explain
+// with the all-absent baseline, computed only for the inputs that are
+// present: an absent input contributes exactly 0, and most of a
+// snapshot's inputs are absent (TestSparseExplainIsModelExplain). Each
+// present input costs one forward pass.
 func (n *netScorer) explain(ex nn.Example) ([numHeads][]contribution, error) {
 	var expl [numHeads][]contribution
 	if n.served == nil || n.top == 0 {
 		return expl, nil
 	}
-	cs, err := n.served.Model.Explain(ex, &n.zero)
+	m := n.served.Model
+	a := n.served.Encoder.Arch()
+	if len(n.full) != len(a.Heads) {
+		n.full, n.occl = make([]float64, len(a.Heads)), make([]float64, len(a.Heads))
+	}
+	full, err := m.PredictInto(n.full, ex)
 	if err != nil {
 		return expl, err
 	}
-	a := n.served.Encoder.Arch()
-	inputsN := len(a.NumericFeatures) + len(a.TokenFields)
-	for h, i := range n.heads {
-		if i >= 0 {
-			expl[h] = topContributions(cs[i*inputsN:(i+1)*inputsN], n.top)
+	for h := range expl {
+		expl[h] = make([]contribution, 0, 16)
+	}
+	record := func(input string, occl []float64) {
+		for h, i := range n.heads {
+			if i >= 0 {
+				if d := full[i] - occl[i]; d != 0 {
+					expl[h] = append(expl[h], contribution{Input: input, Delta: d})
+				}
+			}
 		}
+	}
+	for i, name := range a.NumericFeatures {
+		x := ex.Numeric[i]
+		if x == 0 {
+			continue
+		}
+		ex.Numeric[i] = 0
+		occl, err := m.PredictInto(n.occl, ex)
+		ex.Numeric[i] = x
+		if err != nil {
+			return expl, err
+		}
+		record(name, occl)
+	}
+	for _, f := range a.TokenFields {
+		ids := ex.Tokens[f]
+		if len(ids) == 0 {
+			continue
+		}
+		ex.Tokens[f] = nil
+		occl, err := m.PredictInto(n.occl, ex)
+		ex.Tokens[f] = ids
+		if err != nil {
+			return expl, err
+		}
+		record(f, occl)
+	}
+	for h := range expl {
+		expl[h] = topOf(expl[h], n.top)
 	}
 	return expl, nil
 }
@@ -107,15 +150,10 @@ func (n *netScorer) score(snap *features.Snapshot) ([numHeads]float64, [numHeads
 	return out, expl, err
 }
 
-// topContributions keeps the k inputs with the largest |Delta| (ties by
-// name), dropping zero deltas.
-func topContributions(cs []nn.Contribution, k int) []contribution {
-	out := make([]contribution, 0, len(cs))
-	for _, c := range cs {
-		if c.Delta != 0 && !math.IsNaN(c.Delta) {
-			out = append(out, contribution{Input: c.Input, Delta: c.Delta})
-		}
-	}
+// topOf keeps the k contributions with the largest |Delta| (ties by
+// name), dropping zero and NaN deltas.
+func topOf(cs []contribution, k int) []contribution {
+	out := slices.DeleteFunc(cs, func(c contribution) bool { return c.Delta == 0 || math.IsNaN(c.Delta) })
 	slices.SortFunc(out, func(a, b contribution) int {
 		return cmp.Or(cmp.Compare(math.Abs(b.Delta), math.Abs(a.Delta)), cmp.Compare(a.Input, b.Input))
 	})
