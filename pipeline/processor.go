@@ -422,7 +422,11 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 		return
 	}
 	ts := ev.TS.UnixMilli()
-	if p.wm.Late(ts) {
+	// A forwarded event was on time where it was first accepted; the
+	// detour through the anonymous id's partition must not make it late
+	// here. It is applied like a merge: exact for every feature except
+	// sessions the user's profile has already closed.
+	if d.kind != kindRerouted && p.wm.Late(ts) {
 		p.deadLetter(m, &stream.DecodeError{Reason: stream.ReasonLate, Field: "ts",
 			Msg: fmt.Sprintf("event time %s is older than the partition watermark %s (allowed lateness %s)",
 				ev.TS.Format(time.RFC3339), time.UnixMilli(p.wm.Current()).UTC().Format(time.RFC3339), t.cfg.Features.AllowedLateness)})
