@@ -198,6 +198,7 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
 		if err := p.process(ctx, batch); err != nil {
 			return err
 		}
+		feed.Processed(&batch[len(batch)-1]) // the partition's lag
 		if p.pending >= cfg.FlushEvents {
 			if err := p.flushAndFire(ctx, feed); err != nil {
 				return err
