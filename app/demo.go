@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -20,6 +22,8 @@ import (
 	"github.com/streamprofile/streamprofile/data"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/internal/progress"
+	"github.com/streamprofile/streamprofile/model/registry"
+	"github.com/streamprofile/streamprofile/model/trainer"
 	"github.com/streamprofile/streamprofile/pipeline"
 	"github.com/streamprofile/streamprofile/stream"
 	"github.com/streamprofile/streamprofile/stream/source"
@@ -80,6 +84,16 @@ type DemoConfig struct {
 	// OnReady, when set, is called once Kafka, Redis, the ingester and the
 	// dashboard are up, before the replay starts. Default none.
 	OnReady func(DemoInfo)
+	// NoTrain runs the demo without the trainer. Default false: the
+	// trainer learns from the replay and the report carries its metrics.
+	NoTrain bool
+	// Trainer configures the trainer (horizons, architecture, gate).
+	// Default: the trainer's defaults, with the purchase horizon from
+	// PurchaseHorizon.
+	Trainer trainer.Config
+	// PurchaseHorizon is the purchase-propensity horizon. Default the
+	// trainer's (30m); the demo command sets 5m for the bundled sample.
+	PurchaseHorizon time.Duration
 }
 
 // DemoInfo says where a running demo's parts are.
@@ -119,6 +133,7 @@ type Report struct {
 	Deduplicated      int64            `json:"deduplicated"`
 	DeadLettered      int64            `json:"dead_lettered"`
 	DeadLetterReasons map[string]int64 `json:"dead_letter_reasons"`
+	PIIMasked         int64            `json:"pii_masked"`
 	Users             int              `json:"users"`
 	RedisFlushes      int64            `json:"redis_flushes"`
 	RedisRoundTrips   int64            `json:"redis_round_trips"`
@@ -128,6 +143,60 @@ type Report struct {
 	ReplaySeconds     float64          `json:"replay_seconds"`
 	WallSeconds       float64          `json:"wall_seconds"`
 	EventsPerSecond   float64          `json:"events_per_second"`
+	// Training is the trainer's report (absent with NoTrain).
+	Training *TrainingReport `json:"training,omitempty"`
+}
+
+// TrainingReport is the trainer's part of the demo report.
+type TrainingReport struct {
+	// Tasks reports each task: examples, positives and the network's
+	// prequential metrics, and the same metrics for each baseline.
+	Tasks             map[string]TaskReport `json:"tasks"`
+	Versions          int64                 `json:"versions"`
+	Promotions        int64                 `json:"promotions"`
+	Rollbacks         int64                 `json:"rollbacks"`
+	Champion          int64                 `json:"champion"`
+	ExamplesPerSecond float64               `json:"trainer_examples_per_second"`
+	Curve             []trainer.CurvePoint  `json:"learning_curve"`
+}
+
+// TaskReport is one task of the training report. Metrics are prequential:
+// every example was scored before its label was known, over the trainer's
+// evaluation window; null where undefined (one class only).
+type TaskReport struct {
+	// Evaluated and EvaluatedPositives count the window the prequential
+	// metrics were computed over.
+	Evaluated          int64                       `json:"evaluated"`
+	EvaluatedPositives int64                       `json:"evaluated_positives"`
+	Examples           int64                       `json:"examples"`
+	Positives          int64                       `json:"positives"`
+	Trained            int64                       `json:"trained"`
+	PrequentialAUC     registry.Float              `json:"prequential_auc"`
+	LogLoss            registry.Float              `json:"logloss"`
+	ECE                registry.Float              `json:"ece"`
+	Baselines          map[string]registry.Metrics `json:"baselines"`
+}
+
+// trainingReport builds the training report from the trainer's stats.
+func trainingReport(st trainer.Stats) *TrainingReport {
+	r := &TrainingReport{Tasks: map[string]TaskReport{}, Versions: st.Versions, Promotions: st.Promotions,
+		Rollbacks: st.Rollbacks, Champion: st.Champion, ExamplesPerSecond: st.ExamplesPerSecond, Curve: st.Curve}
+	for name, ts := range st.Tasks {
+		nan := registry.Float(math.NaN())
+		tr := TaskReport{Examples: ts.Examples, Positives: ts.Positives, Trained: ts.Trained, Baselines: map[string]registry.Metrics{},
+			PrequentialAUC: nan, LogLoss: nan, ECE: nan}
+		if m, ok := ts.Models[trainer.ModelNetwork]; ok {
+			tr.PrequentialAUC, tr.LogLoss, tr.ECE = m.AUC, m.LogLoss, m.ECE
+			tr.Evaluated, tr.EvaluatedPositives = m.Examples, m.Positives
+		}
+		for _, b := range []string{trainer.ModelRecency, trainer.ModelLogistic, trainer.ModelBGNBD, trainer.ModelChampion} {
+			if m, ok := ts.Models[b]; ok {
+				tr.Baselines[b] = m
+			}
+		}
+		r.Tasks[name] = tr
+	}
+	return r
 }
 
 func detectFormat(path string) source.Format {
@@ -269,6 +338,37 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if err := stream.EnsureTopics(ctx, brokers, in.Topics()...); err != nil {
 		return nil, err
 	}
+	var tr *Trainer
+	if !cfg.NoTrain {
+		tcfg := cfg.Trainer
+		if cfg.PurchaseHorizon > 0 {
+			tcfg.PurchaseHorizon = cfg.PurchaseHorizon
+		}
+		// A replay lasts seconds: cut versions and judge challengers
+		// on a demo's scale, not a production one.
+		if tcfg.CheckpointBatches == 0 {
+			tcfg.CheckpointBatches = 10
+		}
+		if tcfg.CheckpointInterval == 0 {
+			tcfg.CheckpointInterval = 2 * time.Second
+		}
+		if tcfg.Gate.Examples == 0 {
+			tcfg.Gate.Examples = 1000
+		}
+		if tcfg.Gate.MinExamples == 0 {
+			tcfg.Gate.MinExamples = 100
+		}
+		tr, err = NewTrainer(TrainerConfig{
+			Brokers: brokers, Topic: pipeline.DefaultSnapshotTopic, Group: cfg.Group + "-trainer",
+			Partitions: cfg.Partitions, CreateTopics: true,
+			Registry: RegistryConfig{Redis: rcfg, Prefix: cfg.Prefix}, Trainer: tcfg,
+			Prefix: cfg.Prefix, Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer tr.Close()
+	}
 	replayed := &ReplayProgress{}
 	info := DemoInfo{Brokers: brokers, Redis: rcfg.Addr, Admin: admin}
 	var dashLn net.Listener
@@ -279,7 +379,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		}
 		info.Dashboard, err = dashboard.New(dashboard.Config{
 			Addr:     cfg.HTTPAddr,
-			Source:   &DemoSource{Topology: topo, Group: in.Group(), Registry: admin.Registry(), Replay: replayed},
+			Source:   demoSource(topo, in, admin, replayed, tr),
 			Profiles: StoreProfiles(in.Store(), ps, topo.Config().Features),
 			Title:    "streamprofile demo", Logger: log,
 		})
@@ -297,6 +397,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	defer stopIngest()
 	g, gctx := errgroup.WithContext(runCtx)
 	g.Go(func() error { return in.Run(gctx) })
+	if tr != nil {
+		g.Go(func() error { return tr.Run(gctx) })
+	}
 	g.Go(func() error {
 		return admin.Serve(gctx, func(ctx context.Context) error { <-ctx.Done(); return nil })
 	})
@@ -316,7 +419,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	total := countRecords(format, cfg.Data)
 	replayed.Start(total)
 	bar := progress.New("replay", total, progress.Options{Out: cfg.Progress})
-	rst, err := stream.Replay(gctx, producer, progressSource{replaySource{rd}, replayed}, stream.ReplayConfig{
+	src, err := replayOrder(format, rd, false)
+	if err != nil {
+		return nil, err
+	}
+	rst, err := stream.Replay(gctx, producer, progressSource{src, replayed}, stream.ReplayConfig{
 		Topic: topo.Config().Topic, Speed: cfg.Speed,
 		Headers:  ReplayHeaders(cfg.Tracing, topo.Config().Topic),
 		Progress: func(n int64) { bar.Set(n); replayed.Published(n) },
@@ -354,6 +461,37 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	}
 	ing.Done()
 	fillReport(rep, topo.Stats(), start)
+	if tr != nil {
+		// The trainer has learnt from everything once its group has
+		// consumed the whole snapshot topic.
+		tp := progress.New("train", 0, progress.Options{Out: cfg.Progress})
+		var last int64
+		for caught := GroupCaughtUp("trainer", tr.Group(), 0); ; {
+			st := tr.Stats()
+			n := st.Snapshots + st.Duplicates + st.BadSnapshots
+			tp.Add(n - last)
+			last = n
+			if tr.Group().Joined() && caught.Check(gctx) == nil {
+				break
+			}
+			if gctx.Err() != nil {
+				stopIngest()
+				if werr := g.Wait(); werr != nil {
+					return nil, werr
+				}
+				return nil, ctx.Err()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		tp.Done()
+		// Cut a version with everything learnt, so the report and the
+		// profiles carry the final model.
+		if _, err := tr.Learner().Checkpoint(gctx); err != nil {
+			log.Warn("demo: final checkpoint failed", "err", err)
+		}
+		rep.Training = trainingReport(tr.Stats())
+		rep.WallSeconds = time.Since(start).Seconds()
+	}
 
 	if cfg.ProfilesOut != "" {
 		f, err := os.Create(cfg.ProfilesOut)
@@ -382,6 +520,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		}
 	}
 	printSummary(cfg.Progress, rep)
+	if rep.Training != nil {
+		printTraining(cfg.Progress, rep.Training)
+	}
 	if !cfg.ExitWhenDone {
 		fmt.Fprintln(cfg.Progress, "demo: replay ingested; still consuming. Press Ctrl-C to stop.")
 		if info.Dashboard != nil {
@@ -399,12 +540,78 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	return rep, nil
 }
 
+// demoSource is the dashboard's view of the demo's parts.
+func demoSource(topo *pipeline.Topology, in *Ingester, admin *Admin, replayed *ReplayProgress, tr *Trainer) *DemoSource {
+	src := &DemoSource{Topology: topo, Group: in.Group(), Registry: admin.Registry(), Replay: replayed}
+	if tr != nil {
+		src.Trainer = tr
+	}
+	return src
+}
+
+// printTraining prints the training summary and a concise learning curve.
+func printTraining(w io.Writer, t *TrainingReport) {
+	fmt.Fprintf(w, "training: %d versions, %d promotions, %d rollbacks, champion v%d, %.0f examples/s\n",
+		t.Versions, t.Promotions, t.Rollbacks, t.Champion, t.ExamplesPerSecond)
+	names := make([]string, 0, len(t.Tasks))
+	for n := range t.Tasks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		tk := t.Tasks[n]
+		fmt.Fprintf(w, "  %-20s examples %6d positives %5d trained %6d  prequential AUC over the last %d (%d positive): network %s",
+			n, tk.Examples, tk.Positives, tk.Trained, tk.Evaluated, tk.EvaluatedPositives, fmtF(tk.PrequentialAUC))
+		for _, b := range []string{trainer.ModelRecency, trainer.ModelLogistic, trainer.ModelBGNBD} {
+			if m, ok := tk.Baselines[b]; ok {
+				fmt.Fprintf(w, ", %s %s", b, fmtF(m.AUC))
+			}
+		}
+		fmt.Fprintln(w)
+		if tk.Evaluated > 0 && tk.EvaluatedPositives < 20 {
+			fmt.Fprintf(w, "  (%s: only %d positives evaluated — too few for the AUC to mean much)\n", n, tk.EvaluatedPositives)
+		}
+	}
+	var curve []trainer.CurvePoint
+	for _, p := range t.Curve {
+		if len(p.AUC) > 0 {
+			curve = append(curve, p)
+		}
+	}
+	if len(curve) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "learning curve (prequential AUC by examples evaluated):")
+	step := max(1, len(curve)/8)
+	for i := 0; i < len(curve); i += step {
+		p := curve[i]
+		models := make([]string, 0, len(p.AUC))
+		for m := range p.AUC {
+			models = append(models, m)
+		}
+		sort.Strings(models)
+		fmt.Fprintf(w, "  %7d", p.Evaluated)
+		for _, m := range models {
+			fmt.Fprintf(w, "  %s %.3f", m, p.AUC[m])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func fmtF(f registry.Float) string {
+	if math.IsNaN(float64(f)) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f", float64(f))
+}
+
 func fillReport(rep *Report, st *pipeline.Stats, start time.Time) {
 	rep.Consumed = st.Consumed.Load()
 	rep.Valid = st.Valid.Load()
 	rep.Applied = st.Applied.Load()
 	rep.Deduplicated = st.Duplicates.Load()
 	rep.DeadLettered = st.DeadLetter.Load()
+	rep.PIIMasked = st.PIIMasked.Load()
 	rep.DeadLetterReasons = map[string]int64{}
 	for r, n := range st.DeadLetterByReason() {
 		rep.DeadLetterReasons[string(r)] = n

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ type ReplayConfig struct {
 	Limit int64
 	// Until stops before this event time (zero: none).
 	Until time.Time
+	// SortByTime replays in event-time order instead of file order
+	// (always on for CDNOW, whose log is ordered by customer). Default
+	// false.
+	SortByTime bool
 	// CreateTopic creates Topic when missing, with Partitions. Default
 	// false.
 	CreateTopic bool
@@ -94,7 +99,11 @@ func RunReplay(ctx context.Context, cfg ReplayConfig) (stream.ReplayStats, error
 	}
 	bar := progress.New("replay", total, progress.Options{Out: cfg.Progress})
 	var last int64
-	st, err := stream.Replay(ctx, p, replaySource{rd}, stream.ReplayConfig{
+	src, err := replayOrder(format, rd, cfg.SortByTime)
+	if err != nil {
+		return stream.ReplayStats{}, err
+	}
+	st, err := stream.Replay(ctx, p, src, stream.ReplayConfig{
 		Topic: cfg.Topic, Speed: cfg.Speed, Limit: cfg.Limit, Until: cfg.Until,
 		Headers:  ReplayHeaders(cfg.Tracing, cfg.Topic),
 		Progress: func(n int64) { bar.Add(n - last); last = n },
@@ -130,4 +139,59 @@ func ReplayHeaders(tp trace.TracerProvider, topic string) func(*stream.ReplayRec
 		span.End()
 		return h
 	}
+}
+
+// timeSorted replays a dataset in event-time order: it reads every record
+// first (stable, so equal times keep file order). CDNOW's transaction log
+// is ordered by customer, not time; replayed in file order nearly every
+// purchase would be older than its partition's watermark.
+type timeSorted struct {
+	recs []stream.ReplayRecord
+	errs []error
+	i    int
+}
+
+func sortByTime(src stream.ReplaySource) (*timeSorted, error) {
+	ts := &timeSorted{}
+	for {
+		r, err := src.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var skip *stream.SkipError
+		if errors.As(err, &skip) {
+			ts.errs = append(ts.errs, err)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ts.recs = append(ts.recs, r)
+	}
+	sort.SliceStable(ts.recs, func(i, j int) bool { return ts.recs[i].Time.Before(ts.recs[j].Time) })
+	return ts, nil
+}
+
+func (t *timeSorted) Next() (stream.ReplayRecord, error) {
+	if len(t.errs) > 0 {
+		err := t.errs[0]
+		t.errs = t.errs[1:]
+		return stream.ReplayRecord{}, err
+	}
+	if t.i >= len(t.recs) {
+		return stream.ReplayRecord{}, io.EOF
+	}
+	r := t.recs[t.i]
+	t.i++
+	return r, nil
+}
+
+// replayOrder returns the source to replay: in event-time order for CDNOW
+// (or when sortByTime is set), in file order otherwise.
+func replayOrder(format source.Format, rd source.Reader, sortByTimeFlag bool) (stream.ReplaySource, error) {
+	var src stream.ReplaySource = replaySource{rd}
+	if format == source.CDNOW || sortByTimeFlag {
+		return sortByTime(src)
+	}
+	return src, nil
 }

@@ -228,6 +228,9 @@ func NewTrainer(cfg TrainerConfig) (*Trainer, error) {
 	return t, nil
 }
 
+// Group returns the trainer's consumer group.
+func (t *Trainer) Group() *stream.Group { return t.group }
+
 // Registry returns the model registry.
 func (t *Trainer) Registry() *registry.Registry { return t.reg }
 

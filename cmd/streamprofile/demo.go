@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/streamprofile/streamprofile/app"
 	"github.com/streamprofile/streamprofile/observability"
@@ -55,6 +56,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "localhost:8080", `listen address of the live dashboard ("" or "off" disables it)`)
 	var tf telemetryFlags
 	tf.register(fs, "off")
+	fs.BoolVar(&cfg.NoTrain, "no-train", false, "do not run the trainer")
+	fs.DurationVar(&cfg.PurchaseHorizon, "horizon", 5*time.Minute, "purchase-propensity horizon: a purchase within this long after an event is a positive (the trainer's default is 30m; the bundled 3-hour sample has most events in its last 35 minutes, so 30m labels would mostly not mature before it ends)")
 	fs.StringVar(&cfg.PseudonymKeyFile, "pseudonym-key-file", "", "file of HMAC keys for id pseudonyms (empty: ids stored as they are)")
 	if err := parseFlags(fs, args); err != nil {
 		return err

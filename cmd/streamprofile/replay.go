@@ -22,6 +22,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&speed, "speed", "max, or a multiple of real time such as 60")
 	fs.Int64Var(&cfg.Limit, "limit", 0, "stop after this many records (0: all)")
 	fs.StringVar(&until, "until", "", "stop before the first event at or after this RFC 3339 time or date")
+	fs.BoolVar(&cfg.SortByTime, "sort-by-time", false, "replay in event-time order instead of file order (always for cdnow)")
 	fs.BoolVar(&cfg.CreateTopic, "create-topic", false, "create the topic when missing")
 	fs.IntVar(&cfg.Partitions, "partitions", 6, "partitions when creating the topic")
 	if err := parseFlags(fs, args); err != nil {
