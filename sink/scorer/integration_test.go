@@ -444,15 +444,6 @@ func TestSegmentRulesThroughScorer(t *testing.T) {
 	t.Logf("ingest → change latency p50 %v p99 %v (%d)", st.ChangeLatency.P50, st.ChangeLatency.P99, st.ChangeLatency.Count)
 }
 
-func cutLast(s, sep string) (string, string, bool) {
-	for i := len(s) - len(sep); i >= 0; i-- {
-		if s[i:i+len(sep)] == sep {
-			return s[:i], s[i+len(sep):], true
-		}
-	}
-	return s, "", false
-}
-
 // fastClock is a processing clock running speed times faster than the
 // wall clock from start.
 func fastClock(speed float64) func() time.Time {
@@ -527,15 +518,6 @@ func TestSilentFiresInEventTime(t *testing.T) {
 			t.Fatalf("silent: %+v", c)
 		}
 	}
-}
-
-// keyed returns the triggers by user.
-func keyed(ts []Trigger) map[string][]Trigger {
-	out := map[string][]Trigger{}
-	for _, tr := range ts {
-		out[tr.UserID] = append(out[tr.UserID], tr)
-	}
-	return out
 }
 
 // Every kind of trigger fires on its occasion, with its items first and

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -397,6 +396,3 @@ func (s *store) erased(ctx context.Context, user string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, s.fs.ErasedKey(user)).Result()
 	return n > 0, err
 }
-
-// wallTTL returns the configured TTL.
-func (s *store) wallTTL() time.Duration { return time.Duration(s.ttlMs) * time.Millisecond }
