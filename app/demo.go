@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/model/trainer"
 	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/sink/scorer"
 	"github.com/streamprofile/streamprofile/stream"
 	"github.com/streamprofile/streamprofile/stream/source"
 )
@@ -91,6 +93,17 @@ type DemoConfig struct {
 	// Default: the trainer's defaults, with the purchase horizon from
 	// PurchaseHorizon.
 	Trainer trainer.Config
+	// NoScore runs the demo without the scorer (segments and triggers).
+	// Default false.
+	NoScore bool
+	// SegmentsFile is the segment catalogue. Default the built-in one.
+	SegmentsFile string
+	// IdleRate is how fast event time runs on an idle partition of the
+	// scorer, as a multiple of real time, once the replay stops feeding
+	// it; Drain is how long the demo waits after the replay for timers to
+	// fire. Defaults 600 and 5s.
+	IdleRate float64
+	Drain    time.Duration
 	// PurchaseHorizon is the purchase-propensity horizon. Default the
 	// trainer's (30m); the demo command sets 5m for the bundled sample.
 	PurchaseHorizon time.Duration
@@ -145,6 +158,37 @@ type Report struct {
 	EventsPerSecond   float64          `json:"events_per_second"`
 	// Training is the trainer's report (absent with NoTrain).
 	Training *TrainingReport `json:"training,omitempty"`
+	// Scoring is the scorer's report (absent with NoScore).
+	Scoring *ScoringReport `json:"scoring,omitempty"`
+}
+
+// ScoringReport is the scorer's part of the demo report.
+type ScoringReport struct {
+	Snapshots int64 `json:"snapshots"`
+	Timers    int64 `json:"timers"`
+	// Segments: current members, enters and exits per segment.
+	Segments map[string]scorer.SegmentStats `json:"segments"`
+	// Triggers emitted per kind; Suppressed per reason (cap, consent,
+	// quiet, expired) and kind.
+	Triggers   map[string]int64            `json:"triggers"`
+	Suppressed map[string]map[string]int64 `json:"suppressed"`
+	// Latency from event ingestion (the clickstream record's Kafka append
+	// time) to the emitted change or trigger, acknowledged.
+	ChangeLatencyP50Ms  float64 `json:"change_latency_p50_ms"`
+	ChangeLatencyP99Ms  float64 `json:"change_latency_p99_ms"`
+	TriggerLatencyP50Ms float64 `json:"trigger_latency_p50_ms"`
+	TriggerLatencyP99Ms float64 `json:"trigger_latency_p99_ms"`
+	ModelVersion        int64   `json:"model_version"`
+}
+
+func scoringReport(st scorer.Stats) *ScoringReport {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return &ScoringReport{
+		Snapshots: st.Snapshots, Timers: st.Timers, Segments: st.Segments, Triggers: st.Triggers, Suppressed: st.Suppressed,
+		ChangeLatencyP50Ms: ms(st.ChangeLatency.P50), ChangeLatencyP99Ms: ms(st.ChangeLatency.P99),
+		TriggerLatencyP50Ms: ms(st.TriggerLatency.P50), TriggerLatencyP99Ms: ms(st.TriggerLatency.P99),
+		ModelVersion: st.ModelVersion,
+	}
 }
 
 // TrainingReport is the trainer's part of the demo report.
@@ -271,6 +315,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 3
 	}
+	if cfg.IdleRate <= 0 {
+		cfg.IdleRate = 600
+	}
 	if cfg.Group == "" {
 		cfg.Group = "streamprofile-demo"
 	}
@@ -369,6 +416,24 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		}
 		defer tr.Close()
 	}
+	var sc *Scorer
+	if !cfg.NoScore {
+		sc, err = NewScorer(ScoreConfig{
+			Brokers: brokers, Group: cfg.Group + "-scorer", Partitions: cfg.Partitions, CreateTopics: true,
+			Redis: rcfg, Registry: RegistryConfig{Redis: rcfg, Prefix: cfg.Prefix}, SegmentsFile: cfg.SegmentsFile,
+			MembersInterval: time.Second,
+			Scorer: scorer.Config{Topic: pipeline.DefaultSnapshotTopic, Prefix: cfg.Prefix,
+				// The replayed history ends abruptly: once a partition is
+				// idle for a second, let event time run 600× faster so
+				// abandonment timers (30 minutes) fire within seconds.
+				IdleAfter: time.Second, IdleRate: cfg.IdleRate, Tick: 250 * time.Millisecond},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer sc.Close()
+	}
 	replayed := &ReplayProgress{}
 	info := DemoInfo{Brokers: brokers, Redis: rcfg.Addr, Admin: admin}
 	var dashLn net.Listener
@@ -379,7 +444,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		}
 		info.Dashboard, err = dashboard.New(dashboard.Config{
 			Addr:     cfg.HTTPAddr,
-			Source:   demoSource(topo, in, admin, replayed, tr),
+			Source:   demoSource(topo, in, admin, replayed, tr, sc),
 			Profiles: StoreProfiles(in.Store(), ps, topo.Config().Features),
 			Title:    "streamprofile demo", Logger: log,
 		})
@@ -399,6 +464,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	g.Go(func() error { return in.Run(gctx) })
 	if tr != nil {
 		g.Go(func() error { return tr.Run(gctx) })
+	}
+	if sc != nil {
+		g.Go(func() error { return sc.Run(gctx) })
+		if info.Dashboard != nil {
+			g.Go(func() error { return feedDashboard(gctx, brokers, sc, info.Dashboard, log) })
+		}
 	}
 	g.Go(func() error {
 		return admin.Serve(gctx, func(ctx context.Context) error { <-ctx.Done(); return nil })
@@ -492,13 +563,52 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		rep.Training = trainingReport(tr.Stats())
 		rep.WallSeconds = time.Since(start).Seconds()
 	}
+	if sc != nil {
+		sp := progress.New("score", 0, progress.Options{Out: cfg.Progress})
+		var last int64
+		for caught := GroupCaughtUp("scorer", sc.Group(), 0); ; {
+			n := sc.Stats().Snapshots
+			sp.Add(n - last)
+			last = n
+			if sc.Group().Joined() && caught.Check(gctx) == nil {
+				break
+			}
+			if gctx.Err() != nil {
+				stopIngest()
+				if werr := g.Wait(); werr != nil {
+					return nil, werr
+				}
+				return nil, ctx.Err()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		sp.Done()
+		// Let the idle clock run so that time-relative segments and
+		// abandonment triggers fire, then read the member counts (read
+		// from the indexes every second).
+		drain := cfg.Drain
+		if drain <= 0 {
+			drain = 5 * time.Second
+		}
+		fmt.Fprintf(cfg.Progress, "score: letting event time run on (%.0f× real time) for %s so timers fire\n", max(cfg.IdleRate, 600), drain)
+		select {
+		case <-gctx.Done():
+		case <-time.After(drain + 1100*time.Millisecond):
+		}
+		rep.Scoring = scoringReport(sc.Stats())
+		rep.WallSeconds = time.Since(start).Seconds()
+	}
 
 	if cfg.ProfilesOut != "" {
 		f, err := os.Create(cfg.ProfilesOut)
 		if err != nil {
 			return nil, err
 		}
-		n, err := DumpProfiles(ctx, in.Store(), rst.Last, topo.Config().Features, f, nil)
+		var extra func(string, *features.State, *ProfileLine) error
+		if sc != nil {
+			extra = profileScores(sc, rst.Last, topo.Config().Features)
+		}
+		n, err := DumpProfiles(ctx, in.Store(), rst.Last, topo.Config().Features, f, extra)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -523,6 +633,9 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if rep.Training != nil {
 		printTraining(cfg.Progress, rep.Training)
 	}
+	if rep.Scoring != nil {
+		printScoring(cfg.Progress, rep.Scoring)
+	}
 	if !cfg.ExitWhenDone {
 		fmt.Fprintln(cfg.Progress, "demo: replay ingested; still consuming. Press Ctrl-C to stop.")
 		if info.Dashboard != nil {
@@ -541,12 +654,92 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 }
 
 // demoSource is the dashboard's view of the demo's parts.
-func demoSource(topo *pipeline.Topology, in *Ingester, admin *Admin, replayed *ReplayProgress, tr *Trainer) *DemoSource {
+func demoSource(topo *pipeline.Topology, in *Ingester, admin *Admin, replayed *ReplayProgress, tr *Trainer, sc *Scorer) *DemoSource {
 	src := &DemoSource{Topology: topo, Group: in.Group(), Registry: admin.Registry(), Replay: replayed}
 	if tr != nil {
 		src.Trainer = tr
 	}
+	if sc != nil {
+		src.SegmentSizes = func() []dashboard.Segment {
+			st := sc.Stats()
+			out := make([]dashboard.Segment, 0, len(st.Segments))
+			for name, s := range st.Segments {
+				out = append(out, dashboard.Segment{Name: name, Members: s.Members})
+			}
+			sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+			return out
+		}
+	}
 	return src
+}
+
+// feedDashboard shows the newest segment changes and triggers on the page,
+// read back from their topics as any consumer would.
+func feedDashboard(ctx context.Context, brokers []string, sc *Scorer, d *dashboard.Server, log *slog.Logger) error {
+	cfg := sc.Core().Config()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, GroupID: "streamprofile-demo-dashboard",
+		GroupTopics: []string{cfg.ChangesTopic, cfg.RetargetTopic}, StartOffset: kafka.FirstOffset, MaxWait: 250 * time.Millisecond})
+	defer r.Close()
+	for {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			log.Debug("demo: dashboard feed", "err", err)
+			continue
+		}
+		switch m.Topic {
+		case cfg.ChangesTopic:
+			var c scorer.SegmentChange
+			if json.Unmarshal(m.Value, &c) == nil {
+				d.RecordChange(dashboard.Change{Time: c.At, User: c.UserID, Segment: c.Segment, Change: c.Change, Reason: changeReason(c.Reason)})
+			}
+		case cfg.RetargetTopic:
+			var t scorer.Trigger
+			if json.Unmarshal(m.Value, &t) == nil {
+				d.RecordTrigger(dashboard.Trigger{Time: t.At, User: t.UserID, Kind: t.Kind, Explanation: triggerExplanation(t)})
+			}
+		}
+	}
+}
+
+func changeReason(r scorer.ChangeReason) string {
+	if r.Rule == "" {
+		return r.Note
+	}
+	names := make([]string, 0, len(r.Values))
+	for k := range r.Values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(r.Rule)
+	b.WriteString(" with ")
+	for i, k := range names {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%v", k, r.Values[k])
+	}
+	return b.String()
+}
+
+func triggerExplanation(t scorer.Trigger) string {
+	var b strings.Builder
+	if t.Score.Value != nil {
+		fmt.Fprintf(&b, "%s %.2f", t.Score.Name, *t.Score.Value)
+	}
+	for i, c := range t.Explanation {
+		if i == 3 {
+			break
+		}
+		fmt.Fprintf(&b, "; %s %+.3f", c.Label, c.Contribution)
+	}
+	if len(t.Items) > 0 {
+		fmt.Fprintf(&b, "; recommends %s", t.Items[0].Item)
+	}
+	return strings.TrimPrefix(b.String(), "; ")
 }
 
 // printTraining prints the training summary and a concise learning curve.
@@ -596,6 +789,59 @@ func printTraining(w io.Writer, t *TrainingReport) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// profileScores adds to each profile line the scores at `at`: the
+// champion network's and the BG/NBD / Gamma-Gamma ones, with the model
+// version, exactly as the scorer computes them for a snapshot taken at that
+// time.
+func profileScores(sc *Scorer, at time.Time, fcfg features.Config) func(string, *features.State, *ProfileLine) error {
+	return func(user string, st *features.State, line *ProfileLine) error {
+		p := st.Evaluate(at, &fcfg)
+		snap := features.Snapshot{Version: features.SnapshotVersion, ID: "profiles-out", User: user, TS: at,
+			Type: string(stream.TypeView), Features: p.Vector.Map(), AdsOff: st.AdsOff}
+		if len(p.Affinities) > 0 {
+			snap.Tokens = map[string][]string{}
+			for d, list := range p.Affinities {
+				for _, a := range list {
+					snap.Tokens[d] = append(snap.Tokens[d], a.Name)
+				}
+			}
+		}
+		res, err := sc.Core().Score(&snap)
+		if err != nil {
+			return nil // no model yet: the line goes without scores
+		}
+		line.Scores = map[string]any{"model_version": res.ModelVersion}
+		for _, name := range []string{"purchase_propensity", "repeat_purchase_90d", "churn_risk", "p_alive", "expected_purchases_90d", "clv_90d"} {
+			if v, ok := res.Scores[name]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				line.Scores[name] = v
+			} else {
+				line.Scores[name] = nil
+			}
+		}
+		return nil
+	}
+}
+
+// printScoring prints the segment and trigger summary.
+func printScoring(w io.Writer, r *ScoringReport) {
+	fmt.Fprintf(w, "scoring: %d snapshots, %d timers, model v%d; ingest → change p50 %.0f ms p99 %.0f ms, → trigger p50 %.0f ms p99 %.0f ms\n",
+		r.Snapshots, r.Timers, r.ModelVersion, r.ChangeLatencyP50Ms, r.ChangeLatencyP99Ms, r.TriggerLatencyP50Ms, r.TriggerLatencyP99Ms)
+	names := make([]string, 0, len(r.Segments))
+	for n := range r.Segments {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprint(w, "  segments (members/enters/exits):")
+	for _, n := range names {
+		s := r.Segments[n]
+		if s.Members+s.Enters+s.Exits > 0 {
+			fmt.Fprintf(w, " %s %d/%d/%d", n, s.Members, s.Enters, s.Exits)
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  triggers: %v; suppressed: %v\n", r.Triggers, r.Suppressed)
 }
 
 func fmtF(f registry.Float) string {

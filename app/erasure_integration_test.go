@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -288,5 +289,67 @@ func TestErasureReachesTheTrainer(t *testing.T) {
 	}
 	if n := tr.Learner().Holds(user); n != 0 {
 		t.Fatalf("after erasure the trainer still holds %d examples of the user", n)
+	}
+}
+
+// Segment members page through the API with cursors: every member comes
+// back, pages never exceed the limit, and nothing loads the whole set.
+func TestServeSegmentMembersPaging(t *testing.T) {
+	e := newEnv(t, 1)
+	c := e.newServe(t, []string{})
+	want := map[string]bool{}
+	var args []any
+	for i := 0; i < 2500; i++ {
+		id := fmt.Sprintf("member-%04d", i)
+		want[id] = true
+		args = append(args, id)
+	}
+	if err := e.rdb.SAdd(context.Background(), e.prefix+":segidx:{new}", args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var list api.SegmentList
+	if code := c.do("GET", "/v1/segments", &list); code != 200 {
+		t.Fatalf("GET /v1/segments: %d", code)
+	}
+	found := false
+	for _, s := range list.Segments {
+		if s.Name == "new" {
+			found = s.MemberCount != nil && *s.MemberCount == 2500
+		}
+	}
+	if !found {
+		t.Fatalf("segment list: %+v", list)
+	}
+	got := map[string]bool{}
+	cursor, pages := "", 0
+	for {
+		var page api.MemberPage
+		path := "/v1/segments/new/members?limit=100"
+		if cursor != "" {
+			path += "&cursor=" + cursor
+		}
+		if code := c.do("GET", path, &page); code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		if len(page.Members) > 100 {
+			t.Fatalf("page of %d members, limit 100", len(page.Members))
+		}
+		for _, m := range page.Members {
+			got[m] = true
+		}
+		pages++
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+		if pages > 200 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("paged %d distinct members of %d in %d pages", len(got), len(want), pages)
+	}
+	if code := c.do("GET", "/v1/segments/no_such_segment/members", nil); code != 404 {
+		t.Fatalf("unknown segment: %d", code)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/streamprofile/streamprofile/api"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/privacy"
+	"github.com/streamprofile/streamprofile/sink/scorer"
 	"github.com/streamprofile/streamprofile/sink/segment"
 	"github.com/streamprofile/streamprofile/stream"
 )
@@ -288,67 +289,36 @@ func (p *profiles) Profile(ctx context.Context, id string) (*api.Profile, error)
 
 type segments Server
 
-// List implements api.Segments.
+// List implements api.Segments: the catalogue with member counts from the
+// scorer's member indexes.
 func (g *segments) List(ctx context.Context) ([]api.SegmentInfo, error) {
 	s := (*Server)(g)
-	var out []api.SegmentInfo
-	for _, seg := range s.cfg.Catalogue.Segments() {
-		info := api.SegmentInfo{Name: seg.Name, Description: seg.Description}
-		if n, err := s.rdb.SCard(ctx, segmentIndexKey(s.store, seg.Name)).Result(); err == nil {
-			info.MemberCount = &n
-		}
-		out = append(out, info)
+	infos, err := scorer.Segments(ctx, s.rdb, s.store.Config().Prefix, s.cfg.Catalogue)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	out := make([]api.SegmentInfo, len(infos))
+	for i, in := range infos {
+		n := in.Members
+		out[i] = api.SegmentInfo{Name: in.Name, Description: in.Description, MemberCount: &n}
 	}
 	return out, nil
 }
 
-// segmentIndexKey is the set of a segment's members.
-func segmentIndexKey(store *features.Store, name string) string {
-	return store.Config().Prefix + ":segidx:{" + name + "}"
-}
-
-// Members implements api.Segments with SSCAN cursors: pages are bounded and
-// nothing loads every member.
+// Members implements api.Segments with the scorer's SSCAN cursors: pages
+// are bounded and nothing loads a whole segment.
 func (g *segments) Members(ctx context.Context, name, cursor string, limit int) ([]string, string, error) {
 	s := (*Server)(g)
-	found := false
-	for _, seg := range s.cfg.Catalogue.Segments() {
-		found = found || seg.Name == name
-	}
-	if !found {
+	ids, next, err := scorer.Members(ctx, s.rdb, s.store.Config().Prefix, s.cfg.Catalogue, name, cursor, limit)
+	switch {
+	case errors.Is(err, scorer.ErrUnknownSegment):
 		return nil, "", api.ErrNotFound
+	case errors.Is(err, scorer.ErrBadCursor):
+		return nil, "", api.ErrInvalidCursor
+	case err != nil:
+		return nil, "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
 	}
-	var cur uint64
-	if cursor != "" {
-		n, err := strconv.ParseUint(cursor, 36, 64)
-		if err != nil {
-			return nil, "", api.ErrInvalidCursor
-		}
-		cur = n
-	}
-	var ids []string
-	for {
-		// SSCAN's COUNT is a hint: ask for what is missing and stop at
-		// the limit (the next page restarts at the returned cursor, which
-		// may repeat a few members — SSCAN guarantees no member is lost).
-		keys, next, err := s.rdb.SScan(ctx, segmentIndexKey(s.store, name), cur, "", int64(limit-len(ids))).Result()
-		if err != nil {
-			return nil, "", fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-		}
-		for _, k := range keys {
-			if len(ids) < limit {
-				ids = append(ids, k)
-			}
-		}
-		cur = next
-		if cur == 0 || len(ids) >= limit {
-			break
-		}
-	}
-	if cur == 0 {
-		return ids, "", nil
-	}
-	return ids, strconv.FormatUint(cur, 36), nil
+	return ids, next, nil
 }
 
 type erasures Server

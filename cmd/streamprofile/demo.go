@@ -57,6 +57,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var tf telemetryFlags
 	tf.register(fs, "off")
 	fs.BoolVar(&cfg.NoTrain, "no-train", false, "do not run the trainer")
+	fs.BoolVar(&cfg.NoScore, "no-score", false, "do not run the scorer (segments and triggers)")
+	fs.StringVar(&cfg.SegmentsFile, "segments", "", "segment catalogue YAML (default: the built-in catalogue)")
 	fs.DurationVar(&cfg.PurchaseHorizon, "horizon", 5*time.Minute, "purchase-propensity horizon: a purchase within this long after an event is a positive (the trainer's default is 30m; the bundled 3-hour sample has most events in its last 35 minutes, so 30m labels would mostly not mature before it ends)")
 	fs.StringVar(&cfg.PseudonymKeyFile, "pseudonym-key-file", "", "file of HMAC keys for id pseudonyms (empty: ids stored as they are)")
 	if err := parseFlags(fs, args); err != nil {

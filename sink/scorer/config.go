@@ -58,6 +58,11 @@ type Config struct {
 	// clock advances with processing time (wall time elapsed since the
 	// last record), so timers fire when no events arrive. Default 30s.
 	IdleAfter time.Duration `yaml:"idle_after"`
+	// IdleRate is how much event time an idle partition's clock advances
+	// per unit of processing time. Default 1 (real time); a replay of
+	// history (the demo) sets it higher so timers fire within seconds
+	// after the data ends.
+	IdleRate float64 `yaml:"idle_rate"`
 	// Tick is how often an idle processor advances its clock and looks for
 	// due timers. Default 1s.
 	Tick time.Duration `yaml:"tick"`
@@ -363,6 +368,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.IdleAfter == 0 {
 		c.IdleAfter = 30 * time.Second
+	}
+	if c.IdleRate <= 0 {
+		c.IdleRate = 1
 	}
 	if c.Tick == 0 {
 		c.Tick = time.Second

@@ -214,7 +214,7 @@ func (p *processor) advanceIdle(now time.Time) {
 		return
 	}
 	if idle := now.Sub(p.lastWall); idle >= p.cfg.IdleAfter {
-		p.clock = max(p.clock, p.idleBase+idle.Milliseconds())
+		p.clock = max(p.clock, p.idleBase+int64(float64(idle.Milliseconds())*p.cfg.IdleRate))
 	}
 }
 
