@@ -47,9 +47,13 @@ type Config struct {
 	// LatencyWarmup. Defaults 30s and 5s (3s and 1s with Quick).
 	LatencyWindow time.Duration
 	LatencyWarmup time.Duration
-	// MaxEvents caps the events of one scale's maximum-speed run (a round
-	// of the re-keyed sample holds about 3.9 events per user). Default 0:
-	// one whole round.
+	// MinEvents and MaxEvents bound the events of one scale's pre-loaded
+	// topic, which is one whole round of the re-keyed sample (about 3.9
+	// events per user) unless that is fewer than MinEvents (then further
+	// rounds, of the same users, are added) or more than MaxEvents (then
+	// it is cut). Short runs measure start-up more than throughput.
+	// Defaults 200000 (0 with Quick) and 0 (no cap).
+	MinEvents int64
 	MaxEvents int64
 	// Repeats is how many times the consume+decode floor and the
 	// maximum-speed runs are repeated; the fastest counts (the others are
@@ -138,6 +142,9 @@ func (c Config) WithDefaults() Config {
 			}
 		}
 	}
+	if c.MinEvents == 0 && !c.Quick {
+		c.MinEvents = 200000
+	}
 	dur(&c.LatencyWindow, 30*time.Second, 3*time.Second)
 	dur(&c.LatencyWarmup, 5*time.Second, time.Second)
 	dur(&c.RedisFloorWindow, 5*time.Second, time.Second)
@@ -183,6 +190,8 @@ func (c Config) Validate() error {
 		return bad("no worker command")
 	case d.BoundedCacheUsers < 0 || (d.BoundedCacheUsers > 0 && d.BoundedTTL < 0):
 		return bad("bounded run: cache users %d, ttl %s", d.BoundedCacheUsers, d.BoundedTTL)
+	case d.MinEvents < 0 || d.MaxEvents < 0 || (d.MaxEvents > 0 && d.MaxEvents < d.MinEvents):
+		return bad("events bounds: min %d, max %d", d.MinEvents, d.MaxEvents)
 	case d.RedisDB < 0:
 		return bad("redis db %d", d.RedisDB)
 	case !slices.Contains([]string{ProfileAuto, ProfileAlways, ProfileNever}, d.Profile):

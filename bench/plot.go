@@ -44,7 +44,7 @@ func plotThroughput(r *Result, dir string) error {
 	p.Title.Text = "Ingested vs offered load"
 	p.X.Label.Text = "offered load (events/s; rightmost point: pre-loaded backlog)"
 	p.Y.Label.Text = "durable in Redis (events/s)"
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = false, false // bottom right: below the diagonal, right of the points
 	var hi float64
 	for i, s := range r.Scales {
 		var pts plotter.XYs
@@ -67,7 +67,7 @@ func plotThroughput(r *Result, dir string) error {
 		p.Add(l, sc)
 		p.Legend.Add(fmtUsers(s.Users)+" users", l, sc)
 		if f := s.ConsumeFloor.EventsPerSec; f > 0 {
-			fl, err := plotter.NewLine(plotter.XYs{{X: 0, Y: f}, {X: s.Max.EventsPerSec * 1.05, Y: f}})
+			fl, err := plotter.NewLine(plotter.XYs{{X: 0, Y: f}, {X: f, Y: f}})
 			if err != nil {
 				return err
 			}
@@ -195,7 +195,7 @@ func plotScaling(r *Result, dir string) error {
 		mem.Legend.Add(fmt.Sprintf("same, cache %d/partition, TTL %s", bd.CacheUsers, bd.TTL), pts)
 	}
 	rate.Y.Min, mem.Y.Min = 0, 0
-	rate.Legend.Top, mem.Legend.Top, mem.Legend.Left = true, true, true
+	rate.Legend.Top, rate.Legend.Left, mem.Legend.Top, mem.Legend.Left = true, true, true, true
 	rate.Add(plotter.NewGrid())
 	mem.Add(plotter.NewGrid())
 	const w, h = 10 * vg.Inch, 4 * vg.Inch

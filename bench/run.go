@@ -186,7 +186,7 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 		return nil, err
 	}
 	sc := &Scale{Users: n, Copies: src.Copies(), EventsPerRound: src.PerRound()}
-	count := int64(src.PerRound())
+	count := max(int64(src.PerRound()), cfg.MinEvents)
 	if cfg.MaxEvents > 0 {
 		count = min(count, cfg.MaxEvents)
 	}
@@ -204,7 +204,8 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 	}
 
 	// Pre-load.
-	b.progress("%s users: pre-loading %d events (%d copies of the sample)", fmtUsers(n), count, src.Copies())
+	b.progress("%s users: pre-loading %d events (%.1f rounds of %d copies of the sample)", fmtUsers(n), count,
+		float64(count)/float64(src.PerRound()), src.Copies())
 	var pre produceResult
 	if err := b.runWorker(ctx, fmt.Sprintf("u%d-preload", n), cfg.LoadCPUs, workerSpec{Role: roleProduce,
 		Produce: &produceSpec{Brokers: cfg.Brokers, Topic: base, Users: n, Count: count, Partitions: cfg.Partitions}}, &pre); err != nil {
@@ -370,11 +371,13 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 		if err != nil {
 			return sc, err
 		}
-		m1, err := b.usedMemory(ctx)
+		// The scan drops the keys whose TTL has passed, so used_memory
+		// then counts the live ones.
+		keys, _, err := b.userKeys(ctx, o.prefix)
 		if err != nil {
 			return sc, err
 		}
-		keys, _, err := b.userKeys(ctx, o.prefix)
+		m1, err := b.usedMemory(ctx)
 		if err != nil {
 			return sc, err
 		}
