@@ -191,8 +191,8 @@ func TestKafkaRestartMidStream(t *testing.T) {
 	<-pubDone
 	caught := e.waitCaughtUp(3*time.Minute, in)
 	r.PeakRSS = in.peak.Load()
+	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	in.stop()
 	evs := eventsOf(recs)
 	v := e.compareProfiles(evs, nil, nil)
 	r.Lost, r.Dup = v.Lost, v.Dup
@@ -239,8 +239,8 @@ func TestSlowRedis(t *testing.T) {
 	}
 	e.waitCaughtUp(2*time.Minute, in)
 	r.PeakRSS = in.peak.Load()
+	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	in.stop()
 	restarts := strings.Count(tail(in.log, 1<<20), "partition processor failed")
 	evs := eventsOf(recs)
 	v := e.compareProfiles(evs, nil, nil)
@@ -562,8 +562,8 @@ func TestRedisKilledMidStream(t *testing.T) {
 	}
 	e.waitCaughtUp(2*time.Minute, in)
 	r.PeakRSS = in.peak.Load()
+	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	in.stop()
 	evs := eventsOf(recs)
 	v := e.compareProfiles(evs, nil, nil)
 	r.Lost, r.Dup = v.Lost, v.Dup

@@ -292,7 +292,8 @@ func (p *proc) rss() int64 {
 	return r
 }
 
-// readStats returns the child's last reported counters.
+// readStats returns the child's last reported counters (written every
+// 100 ms, and once more as it exits after SIGTERM).
 func (p *proc) readStats() childStats {
 	var s childStats
 	if b, err := os.ReadFile(p.stats); err == nil {

@@ -41,8 +41,8 @@ func TestRedisRestartMidStream(t *testing.T) {
 	}
 	caught := e.waitCaughtUp(2*time.Minute, in)
 	r.PeakRSS = in.peak.Load()
+	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	in.stop()
 
 	evs := eventsOf(recs)
 	v := e.compareProfiles(evs, nil, nil)

@@ -153,8 +153,8 @@ func TestSoak(t *testing.T) {
 	r.Lost, r.Dup = v.Lost, v.Dup
 	requireExact(t, v)
 	r.PeakRSS = in.peak.Load()
+	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	in.stop()
 	if st.Duplicates != 0 || st.DeadLetter != 0 || st.Consumed != sent.Load() {
 		t.Errorf("ingester counted %d duplicates, %d dead letters and %d records for %d published", st.Duplicates,
 			st.DeadLetter, st.Consumed, sent.Load())
