@@ -55,6 +55,12 @@ type ScoreConfig struct {
 	// MembersInterval is how often segment member counts are read for
 	// Stats. Default 5s.
 	MembersInterval time.Duration `yaml:"members_interval"`
+	// Telemetry traces the snapshots into the changes and triggers they
+	// cause (Scorer.Tracer) and observes their end-to-end latency on
+	// Telemetry.Admin's metrics (Scorer.Metrics); InstrumentScorer adds
+	// the rest of the role's metrics and its readiness checks. Default:
+	// off.
+	Telemetry Telemetry `yaml:"-"`
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -108,6 +114,8 @@ func NewScorer(cfg ScoreConfig) (*Scorer, error) {
 	}
 	sc := cfg.Scorer.WithDefaults()
 	sc.Group, sc.Logger = cfg.Group, cfg.Logger
+	sc.Tracer = cfg.Telemetry.Tracer(cfg.Group)
+	sc.Metrics = cfg.Telemetry.Admin.Metrics()
 	if cfg.Registry.Dir == "" && cfg.Registry.Redis.Addr == "" && len(cfg.Registry.Redis.Cluster) == 0 {
 		cfg.Registry.Redis = cfg.Redis
 	}

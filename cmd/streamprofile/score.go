@@ -34,6 +34,8 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Scorer.IdleAfter, "idle-after", orDur(cfg.Scorer.IdleAfter, 30*time.Second), "an idle partition's clock follows wall time after this long without records")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	var tf telemetryFlags
+	tf.register(fs, ":9090")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +47,12 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Logger = log
+	tel, stopTelemetry, err := tf.setup(ctx, "streamprofile-score", log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+	cfg.Telemetry = tel
 	s, err := app.NewScorer(cfg)
 	if err != nil {
 		return usageError{err}
@@ -52,7 +60,7 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer s.Close()
 	log.Info("score starting", "brokers", cfg.Brokers, "group", cfg.Group, "topic", s.Core().Config().Topic,
 		"segments", s.Core().Catalogue().File())
-	err = s.Run(ctx)
+	err = app.ServeScorer(ctx, s, tel.Admin)
 	st := s.Stats()
 	log.Info("score stopped", "snapshots", st.Snapshots, "timers", st.Timers, "emitted", st.Emitted,
 		"triggers", st.Triggers, "suppressed", st.SuppressedTotal(), "model_version", st.ModelVersion,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamprofile/streamprofile/model/registry"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/sink/segment"
 )
 
@@ -105,12 +106,30 @@ type Config struct {
 	// segment.SketchConfig for defaults.
 	Sketch segment.SketchConfig `yaml:"sketch"`
 
+	// Tracer continues the trace of every snapshot (the ingester's, from
+	// the record's headers) in a consume span, and carries it into each
+	// segment change and trigger the snapshot causes: an emit span, ended
+	// once the flush that sends the record is done, whose context is in
+	// the record's headers. Changes and triggers of timers carry no trace.
+	// Default nil: tracing off.
+	Tracer *observability.Tracer `yaml:"-"`
+	// Metrics receives the end-to-end latency of every change and trigger
+	// caused by an event, observed when Kafka acknowledged it
+	// (streamprofile_e2e_latency_seconds with output OutputSegmentChange
+	// or observability.OutputTrigger; Stats keeps its own quantiles
+	// either way). Default nil: not observed.
+	Metrics *observability.Metrics `yaml:"-"`
 	// Now is the processing clock (for idle partitions and latency).
 	// Default time.Now.
 	Now func() time.Time `yaml:"-"`
 	// Logger receives operational logs. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
+
+// OutputSegmentChange is the output label of the end-to-end latency of
+// segment changes (streamprofile_e2e_latency_seconds); triggers use
+// observability.OutputTrigger.
+const OutputSegmentChange = "segment_change"
 
 // TriggerConfig configures retargeting triggers. Every field states its
 // default.

@@ -12,6 +12,7 @@ import (
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/model/nn"
 	"github.com/streamprofile/streamprofile/model/registry"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/sink/segment"
 	"github.com/streamprofile/streamprofile/stream"
 )
@@ -48,6 +49,17 @@ type outMsg struct {
 	change   string // "enter"/"exit" for a change, "" for a trigger
 	name     string // segment or trigger kind
 	appended time.Time
+	// event is the time of the event behind the message, set by the
+	// processor when the latency is observed (zero: none, or unknown)
+	event time.Time
+}
+
+// output is the output label of m's latency and emit span.
+func (m *outMsg) output() string {
+	if m.change != "" {
+		return OutputSegmentChange
+	}
+	return observability.OutputTrigger
 }
 
 // engine evaluates one partition's users: snapshots, timers, price drops.

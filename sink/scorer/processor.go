@@ -11,8 +11,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/sink/segment"
 	"github.com/streamprofile/streamprofile/stream"
 )
@@ -65,13 +67,22 @@ type processor struct {
 	// it, between the records, whatever the batching.
 	dues dueHeap
 
+	// obs holds the spans of the pending flush (consume spans it links
+	// to, emit spans it ends); traced is whether Config.Tracer records,
+	// observed whether anything needs the event time of the outputs.
+	obs      *observability.Batch
+	traced   bool
+	observed bool
+
 	mu       sync.Mutex
 	inbox    []erasureNote
 	awaiting []chan struct{} // erasures forgotten, waiting for the flush
 }
 
 func newProcessor(s *Scorer, p stream.Partition) *processor {
-	pr := &processor{s: s, cfg: &s.cfg, part: p, cache: map[string]*user{}, next: -1, flushed: -1, ckptNext: -1}
+	pr := &processor{s: s, cfg: &s.cfg, part: p, cache: map[string]*user{}, next: -1, flushed: -1, ckptNext: -1,
+		obs: observability.NewBatch(s.cfg.Tracer, nil), traced: s.cfg.Tracer.Enabled()}
+	pr.observed = pr.traced || s.cfg.Metrics != nil
 	pr.eng = newEngine(&s.cfg, s.stats, s.sketches)
 	pr.eng.lookup = func(id string) *user { return pr.cache[id] }
 	return pr
@@ -119,8 +130,13 @@ func (p *processor) Resume(ctx context.Context) (int64, error) {
 }
 
 // Run processes the partition until ctx is done.
-func (p *processor) Run(ctx context.Context, feed *stream.Feed) error {
+func (p *processor) Run(ctx context.Context, feed *stream.Feed) (err error) {
 	defer p.s.unregister(p)
+	defer func() {
+		if err != nil {
+			p.obs.Discard(err) // the pending outputs are redone after the restart
+		}
+	}()
 	cfg := p.cfg
 	// The step under way and the final flush outlive the end of the
 	// generation (gen), within ShutdownTimeout: a partition is handed over
@@ -363,7 +379,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	}
 	for i := range recs {
 		p.fireDue()
-		if err := p.handle(&recs[i]); err != nil {
+		if err := p.handleObserved(ctx, &recs[i], &batch[i]); err != nil {
 			return err
 		}
 		// Records below the checkpoint (relearnt after a restart) never
@@ -423,6 +439,38 @@ func (p *processor) handle(r *record) error {
 	st.handleNs.Add(int64(time.Since(start)))
 	st.snapshots.Add(1)
 	p.dues.push(u)
+	return err
+}
+
+// handleObserved handles r, read as msg, within msg's consume span (when
+// tracing) and gives the changes and triggers it caused their event time
+// and emit spans.
+func (p *processor) handleObserved(ctx context.Context, r *record, msg *kafka.Message) error {
+	if !p.observed {
+		return p.handle(r)
+	}
+	n := len(p.eng.out)
+	var span trace.Span
+	if p.traced {
+		ctx, span = p.cfg.Tracer.StartConsume(ctx, msg)
+	}
+	err := p.handle(r)
+	for i := n; i < len(p.eng.out); i++ {
+		o := &p.eng.out[i]
+		if o.appended.IsZero() {
+			continue // a timer that fired first: not caused by this event
+		}
+		o.event = r.snap.TS
+		if p.traced {
+			p.obs.Emit(ctx, &o.msg, o.output(), time.Time{}, time.Time{})
+		}
+	}
+	if p.traced {
+		if !r.bad {
+			p.obs.Event(span, r.snap.TS, msg.Time)
+		}
+		observability.End(span, err)
+	}
 	return err
 }
 
@@ -508,8 +556,9 @@ func (p *processor) fireTimers(ctx context.Context) (more bool, err error) {
 
 // flush makes everything processed durable: emitted messages first
 // (acknowledged by Kafka), then the users' states (phase 1), then index
-// and timer entries with the checkpoint (phase 2).
-func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
+// and timer entries with the checkpoint (phase 2). With tracing, a
+// redis_flush span covers it and the emit spans end with it.
+func (p *processor) flush(ctx context.Context, feed *stream.Feed) (err error) {
 	if !p.unflushed() && len(p.zrem) == 0 && len(p.reidx) == 0 && !p.itemsForce {
 		return nil
 	}
@@ -521,6 +570,12 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) error {
 		}
 		p.awaiting = nil
 		return nil
+	}
+	if p.traced {
+		var span trace.Span
+		ctx, span = p.obs.StartFlush(ctx)
+		users := len(p.eng.dirty)
+		defer func() { p.obs.EndFlush(span, users, 0, 0, err) }()
 	}
 	if err := p.emit(ctx); err != nil {
 		return err
@@ -751,14 +806,17 @@ func (p *processor) emit(ctx context.Context) error {
 		}
 	}
 	st.mu.Unlock()
-	for _, o := range out {
+	for i := range out {
+		o := &out[i]
 		if o.appended.IsZero() {
 			continue
 		}
 		if o.change != "" {
 			st.changeLatency.observe(now.Sub(o.appended))
+			p.s.changeLat.Observe(now, o.event, o.appended, trace.SpanContext{})
 		} else {
 			st.triggerLatency.observe(now.Sub(o.appended))
+			p.s.triggerLat.Observe(now, o.event, o.appended, trace.SpanContext{})
 		}
 	}
 	clear(p.eng.out)

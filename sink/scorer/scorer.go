@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/sink/segment"
 	"github.com/streamprofile/streamprofile/stream"
 )
@@ -37,6 +38,8 @@ type Scorer struct {
 	stats      *counters
 	sketches   *segment.Sketches
 	defaultCat *segment.Catalogue
+	// latency observers of Config.Metrics (nil: off)
+	changeLat, triggerLat *observability.OutputLatency
 
 	mu    sync.Mutex
 	procs map[*processor]struct{}
@@ -60,7 +63,8 @@ func New(cfg Config, rdb redis.UniversalClient, sender Sender) (*Scorer, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Scorer{cfg: cfg, rdb: rdb, st: st, sender: sender, stats: newCounters(), sketches: sk, procs: map[*processor]struct{}{}}
+	s := &Scorer{cfg: cfg, rdb: rdb, st: st, sender: sender, stats: newCounters(), sketches: sk, procs: map[*processor]struct{}{},
+		changeLat: cfg.Metrics.Output(OutputSegmentChange), triggerLat: cfg.Metrics.Output(observability.OutputTrigger)}
 	if cfg.Catalogue == nil {
 		if s.defaultCat, err = segment.Default(); err != nil {
 			return nil, err
