@@ -148,4 +148,19 @@
 // entries in the partitions' item tables (the processors save their tables
 // without them before Forget returns), while the write script refuses
 // state for a user whose erasure marker exists.
+//
+// # Observability
+//
+// With Config.Tracer, each snapshot is handled in a consume span that
+// continues the ingester's trace from the record's headers, and every
+// change and trigger the snapshot causes (a price drop for another user
+// included) gets an emit span whose context travels in its record's
+// headers, so one trace runs from the click to the trigger; changes and
+// triggers of timers start none. A redis_flush span, linked to the
+// consume spans it makes durable, covers each flush, and the emit spans
+// end with it. With Config.Metrics, the ingest → emit and event → emit
+// latency of every event-caused change (output OutputSegmentChange) and
+// trigger (observability.OutputTrigger) is observed once Kafka
+// acknowledged it. Counters (Stats) are not duplicated on the hot path:
+// the score role exports them periodically.
 package scorer
