@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -73,6 +74,10 @@ type Config struct {
 	Logger *slog.Logger `yaml:"-"`
 	// Now is the clock for token expiry and rate limits. Default time.Now.
 	Now func() time.Time `yaml:"-"`
+	// Middleware wraps the server's handler in Run and Serve (tracing,
+	// request metrics); it sees every request, before authentication.
+	// Default nil: none.
+	Middleware func(http.Handler) http.Handler `yaml:"-"`
 }
 
 // WithDefaults returns c with every zero field set to its default.

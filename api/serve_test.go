@@ -210,3 +210,40 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run on an invalid port succeeded")
 	}
 }
+
+// TestServeMiddleware: Config.Middleware wraps the handler Serve serves;
+// the wrapped server still answers (here, after the middleware's header).
+func TestServeMiddleware(t *testing.T) {
+	var seen []string
+	e := newEnv(t, func(c *api.Config) {
+		c.Middleware = func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen = append(seen, r.URL.Path)
+				w.Header().Set("X-Wrapped", "yes")
+				next.ServeHTTP(w, r)
+			})
+		}
+	})
+	base, stop := serveOn(t, e.srv, "http")
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for _, path := range []string{"/healthz", "/v1/profiles/u1"} {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := map[string]int{"/healthz": 200, "/v1/profiles/u1": 401}[path]
+		if resp.StatusCode != want || resp.Header.Get("X-Wrapped") != "yes" || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("GET %s: %d, X-Wrapped %q, X-Request-Id %q; want %d through the middleware and the server",
+				path, resp.StatusCode, resp.Header.Get("X-Wrapped"), resp.Header.Get("X-Request-Id"), want)
+		}
+	}
+	client.CloseIdleConnections()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(seen, ",") != "/healthz,/v1/profiles/u1" {
+		t.Errorf("middleware saw %v", seen)
+	}
+}

@@ -140,8 +140,12 @@ func (s *Server) Run(ctx context.Context) error {
 // Config.ShutdownTimeout, closes ln and returns nil. It returns the error
 // when serving fails.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var h http.Handler = s
+	if s.cfg.Middleware != nil {
+		h = s.cfg.Middleware(s)
+	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,

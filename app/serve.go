@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,6 +52,11 @@ type ServeConfig struct {
 	// Catalogue lists the segments served by GET /v1/segments. Default the
 	// built-in catalogue.
 	Catalogue *segment.Catalogue
+	// Telemetry serves each API request in a server span (HTTPTracing,
+	// wrapping API.Middleware) and adds the readiness check "redis" to
+	// Telemetry.Admin; run the server inside Telemetry.Admin.Serve.
+	// Default: off.
+	Telemetry Telemetry
 	// Logger for operational logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -108,6 +114,16 @@ func NewServer(cfg ServeConfig) (*Server, error) {
 	if err != nil {
 		rdb.Close()
 		return nil, err
+	}
+	if mw := HTTPTracing(cfg.Telemetry.Tracing); mw != nil {
+		if inner := cfg.API.Middleware; inner != nil {
+			cfg.API.Middleware = func(h http.Handler) http.Handler { return mw(inner(h)) }
+		} else {
+			cfg.API.Middleware = mw
+		}
+	}
+	if a := cfg.Telemetry.Admin; a != nil {
+		a.AddCheck(RedisReachable("redis", rdb))
 	}
 	s := &Server{cfg: cfg, rdb: rdb, store: store, producer: producer, ps: ps, clock: &streamClock{store: store}}
 	b := Backends(s)

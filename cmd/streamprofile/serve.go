@@ -28,6 +28,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&acks, "erasure-acks", "scorer,trainer", "roles whose acknowledgement completes an erasure")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "info", "log level")
+	var tf telemetryFlags
+	tf.register(fs, ":9090")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +38,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Logger = log
+	tel, stopTelemetry, err := tf.setup(ctx, "streamprofile-serve", log)
+	if err != nil {
+		return err
+	}
+	defer stopTelemetry()
+	cfg.Telemetry = tel
 	cfg.Brokers = splitList(brokers)
 	cfg.Redis = app.RedisConfig{Addr: redisAddr, Cluster: splitList(redisCluster)}
 	cfg.ErasureAcks = splitList(acks)
@@ -45,7 +53,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer s.Close()
 	log.Info("serve listening", "addr", cfg.API.Addr)
-	return s.Run(ctx)
+	return tel.Admin.Serve(ctx, s.Run)
 }
 
 // runToken mints a bearer token and prints the token-file entry that
