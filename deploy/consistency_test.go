@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/streamprofile/streamprofile/features"
 )
 
 // TestTopicsAndPartitions: the compose stack and the k8s manifests agree on
@@ -87,48 +85,5 @@ func TestServiceNames(t *testing.T) {
 			t.Errorf("%s and %s share OTEL_SERVICE_NAME %q", name, other, cn)
 		}
 		seen[cn] = name
-	}
-}
-
-// segmentsFile is the provisional segments.yaml format (see the file).
-type segmentsFile struct {
-	Segments []struct {
-		Name        string `yaml:"name"`
-		Description string `yaml:"description"`
-		All         []struct {
-			Feature string  `yaml:"feature"`
-			Op      string  `yaml:"op"`
-			Value   float64 `yaml:"value"`
-		} `yaml:"all"`
-	} `yaml:"segments"`
-}
-
-var segmentNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
-// TestSegmentsFile: segment names are valid metric label values and every
-// condition names a real feature.
-func TestSegmentsFile(t *testing.T) {
-	var f segmentsFile
-	readYAMLStrict(t, "deploy/config/segments.yaml", &f)
-	if len(f.Segments) == 0 {
-		t.Fatal("no segments")
-	}
-	names := map[string]bool{}
-	for _, s := range f.Segments {
-		if !segmentNameRE.MatchString(s.Name) || names[s.Name] {
-			t.Errorf("segment %q: want a unique lower-case identifier (it is the segment label)", s.Name)
-		}
-		names[s.Name] = true
-		if s.Description == "" || len(s.All) == 0 {
-			t.Errorf("segment %s: needs a description and conditions", s.Name)
-		}
-		for _, cond := range s.All {
-			if _, ok := features.Lookup(cond.Feature); !ok {
-				t.Errorf("segment %s: feature %q does not exist (features.Defs)", s.Name, cond.Feature)
-			}
-			if !slices.Contains([]string{"==", "!=", "<", "<=", ">", ">="}, cond.Op) {
-				t.Errorf("segment %s: operator %q", s.Name, cond.Op)
-			}
-		}
 	}
 }

@@ -23,7 +23,7 @@ type deployFlag struct {
 // the command line or as STREAMPROFILE_<NAME> in the environment.
 //
 // --admin-addr (the /metrics, /healthz, /readyz listener) is accepted by
-// ingest and train; it is planned for score and serve.
+// every role.
 //
 // TestDeployFlagsInTable keeps this table and the deployment files in
 // step; TestDeployFlagsAcceptedByBinary checks the table against the
@@ -33,18 +33,19 @@ var deployFlags = map[string][]deployFlag{
 	"ingest": {
 		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
 		{name: "group"}, {name: "topic"}, {name: "create-topics"}, {name: "partitions"},
+		{name: "pseudonym-key-file"},
 	},
 	"train": {
 		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
 		{name: "group"},
 	},
 	"score": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
 		{name: "segments"},
 	},
 	"serve": {
-		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr", planned: true},
-		{name: "addr"}, {name: "tokens-file"}, {name: "pseudonym-key-file"},
+		{name: "brokers"}, {name: "redis"}, {name: "log-format"}, {name: "admin-addr"},
+		{name: "addr"}, {name: "tokens-file"}, {name: "pseudonym-key-file"}, {name: "clock"}, {name: "group"},
 	},
 	"replay": {
 		{name: "brokers"}, {name: "topic"}, {name: "speed"},
