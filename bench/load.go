@@ -25,10 +25,12 @@ type produceSpec struct {
 	Count int64 `json:"count"`
 	// Duration stops after this long (0: no limit).
 	Duration time.Duration `json:"duration"`
-	// SnapshotTopic, when set, is read while producing: the latency from
-	// each clickstream record's append time (Snapshot.Source.Appended) to
-	// the snapshot record's timestamp (its emit) is measured for records
-	// appended inside the window opened by "start".
+	// SnapshotTopic, when set, is read once the window is closed by
+	// "stop" (not while it is measured, so that it loads neither the
+	// broker nor this CPU then): the latency from each clickstream
+	// record's append time (Snapshot.Source.Appended) to the snapshot
+	// record's timestamp (its emit) is measured for records appended
+	// inside the window opened by "start".
 	SnapshotTopic string `json:"snapshot_topic"`
 	Partitions    int    `json:"partitions"`
 }
@@ -41,10 +43,8 @@ type produceResult struct {
 	// NextRound is the first round of the re-keyed stream not published
 	// (partly published rounds count as published).
 	NextRound int `json:"next_round"`
-	// Emit: clickstream append → snapshot record timestamp; Seen:
-	// clickstream append → snapshot received by this consumer.
+	// Emit: clickstream append → snapshot record timestamp.
 	Emit Histogram `json:"emit"`
-	Seen Histogram `json:"seen"`
 	Proc ProcStats `json:"proc"`
 }
 
@@ -79,30 +79,16 @@ func runProduce(ctx context.Context, spec *produceSpec, ctl *control, ready, don
 	res := &produceResult{}
 	var from atomic.Int64 // unix ms; records appended before are not measured
 	from.Store(1<<63 - 1)
-	var snapMu sync.Mutex
-	rctx, stopReaders := context.WithCancel(ctx)
-	var rwg sync.WaitGroup
-	if spec.SnapshotTopic != "" {
-		for p := range spec.Partitions {
-			rwg.Add(1)
-			go func() {
-				defer rwg.Done()
-				readSnapshots(rctx, spec, p, &from, &snapMu, res)
-			}()
-		}
-	}
-	defer func() {
-		stopReaders()
-		rwg.Wait()
-	}()
 	if err := ready(); err != nil {
 		return nil, err
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	go func() {
 		select {
 		case <-ctl.start:
 			from.Store(time.Now().UnixMilli())
-		case <-rctx.Done():
+		case <-wctx.Done():
 		}
 	}()
 
@@ -165,6 +151,7 @@ func runProduce(ctx context.Context, spec *produceSpec, ctl *control, ready, don
 	if err := done(); err != nil {
 		return nil, err
 	}
+	res.Proc = procStats(cpuTime())
 	if spec.SnapshotTopic != "" {
 		// Wait for the window to be closed: the coordinator stops the
 		// generator once the ingester has drained.
@@ -173,12 +160,10 @@ func runProduce(ctx context.Context, spec *produceSpec, ctl *control, ready, don
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		if res.Emit, err = emitLatencies(ctx, spec, from.Load()); err != nil {
+			return nil, err
+		}
 	}
-	stopReaders()
-	rwg.Wait()
-	snapMu.Lock()
-	defer snapMu.Unlock()
-	res.Proc = procStats(cpuTime())
 	return res, nil
 }
 
@@ -206,30 +191,60 @@ func snapshotAppended(v []byte) (time.Time, bool) {
 	return t, err == nil
 }
 
-func readSnapshots(ctx context.Context, spec *produceSpec, p int, from *atomic.Int64, mu *sync.Mutex, res *produceResult) {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: spec.Brokers, Topic: spec.SnapshotTopic, Partition: p,
-		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
-	})
-	defer r.Close()
-	var emit, seen Histogram
-	defer func() {
-		mu.Lock()
-		res.Emit.Merge(&emit)
-		res.Seen.Merge(&seen)
-		mu.Unlock()
-	}()
-	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			return // cancelled at the end of the run, or the topic is gone
+// emitLatencies reads the snapshot topic to its end and returns, for the
+// snapshots of records appended at or after from (unix ms), the time from
+// that append to the snapshot's own record timestamp.
+func emitLatencies(ctx context.Context, spec *produceSpec, from int64) (Histogram, error) {
+	client := &kafka.Client{Addr: kafka.TCP(spec.Brokers...), Timeout: 30 * time.Second}
+	reqs := make([]kafka.OffsetRequest, spec.Partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{spec.SnapshotTopic: reqs}})
+	if err != nil {
+		return Histogram{}, fmt.Errorf("bench: snapshot offsets: %w", err)
+	}
+	var (
+		mu   sync.Mutex
+		all  Histogram
+		wg   sync.WaitGroup
+		errs = make(chan error, spec.Partitions)
+	)
+	for _, po := range offs.Topics[spec.SnapshotTopic] {
+		if po.Error != nil {
+			return Histogram{}, po.Error
 		}
-		now := time.Now()
-		app, ok := snapshotAppended(m.Value)
-		if !ok || app.UnixMilli() < from.Load() {
+		if po.LastOffset <= 0 {
 			continue
 		}
-		emit.Observe(m.Time.Sub(app))
-		seen.Observe(now.Sub(app))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := kafka.NewReader(kafka.ReaderConfig{
+				Brokers: spec.Brokers, Topic: spec.SnapshotTopic, Partition: po.Partition,
+				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
+			})
+			defer r.Close()
+			var h Histogram
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					errs <- fmt.Errorf("bench: read snapshots: %w", err)
+					return
+				}
+				if app, ok := snapshotAppended(m.Value); ok && app.UnixMilli() >= from {
+					h.Observe(m.Time.Sub(app))
+				}
+				if m.Offset+1 >= po.LastOffset {
+					break
+				}
+			}
+			mu.Lock()
+			all.Merge(&h)
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
+	close(errs)
+	return all, <-errs
 }

@@ -169,7 +169,6 @@ type LoadRun struct {
 	Durable              Summary `json:"durable"`
 	Processed            Summary `json:"processed"`
 	Emit                 Summary `json:"snapshot_emit"`
-	Seen                 Summary `json:"snapshot_seen"`
 	RoundTripsPerEvent   float64 `json:"round_trips_per_event"`
 	LoadsPerEvent        float64 `json:"loads_per_event"`
 	EventsPerFlush       float64 `json:"events_per_flush"`
@@ -280,17 +279,17 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
 	p("Emit: the same → timestamp of its profile snapshot record (%s). ", r.Setup.Trigger)
 	p("Offered loads are fractions of the median maximum-speed rate.\n\n")
-	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) |\n")
-	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) | machine busy |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		for _, l := range s.Loads {
-			p("| %s | %.0f %% | %s | %s | %s / %s / %s | %s / %s | %s / %s / %s | %.3f (%.3f) | %.1f | %.1f | %.1f | %.0f %% | %.0f %% |\n",
+			p("| %s | %.0f %% | %s | %s | %s / %s / %s | %s / %s | %s / %s / %s | %.3f (%.3f) | %.1f | %.1f | %.1f | %.0f %% | %.0f %% | %.0f %% |\n",
 				fmtUsers(s.Users), 100*l.Fraction, fmtRate(l.OfferedPerSec), fmtRate(l.IngestedPerSec),
 				fmtMs(l.Durable.P50Ms), fmtMs(l.Durable.P99Ms), fmtMs(l.Durable.P999Ms),
 				fmtMs(l.Processed.P50Ms), fmtMs(l.Processed.P99Ms),
 				fmtMs(l.Emit.P50Ms), fmtMs(l.Emit.P99Ms), fmtMs(l.Emit.P999Ms),
 				l.RoundTripsPerEvent, l.LoadsPerEvent, l.EventsPerFlush, l.FlushMsAvg, l.CPUSecondsPerMillion,
-				100*l.CPUUtilisation, 100*l.IngestCPUBusy)
+				100*l.CPUUtilisation, 100*l.IngestCPUBusy, 100*l.MachineBusy)
 		}
 	}
 	p("\n### State against users\n\n")

@@ -607,7 +607,7 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	window := genEnd.Sub(windowStart).Seconds()
 	out.PublishedPerSec = pr.Rate
 	out.IngestedPerSec = float64(ir.Events) / window
-	out.Durable, out.Emit, out.Seen = ir.Durable.Summary(), pr.Emit.Summary(), pr.Seen.Summary()
+	out.Durable, out.Emit = ir.Durable.Summary(), pr.Emit.Summary()
 	out.Processed = ir.Processed.Summary()
 	out.RoundTripsPerEvent = float64(ir.RoundTrips) / float64(max(ir.Events, 1))
 	out.LoadsPerEvent = float64(ir.Loads) / float64(max(ir.Events, 1))
