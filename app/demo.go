@@ -606,7 +606,11 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		}
 		var extra func(string, *features.State, *ProfileLine) error
 		if sc != nil {
-			extra = profileScores(sc, rst.Last, topo.Config().Features)
+			var reg *registry.Registry
+			if tr != nil {
+				reg = tr.Registry()
+			}
+			extra = profileScores(ctx, sc, reg, rst.Last, topo.Config().Features, log)
 		}
 		n, err := DumpProfiles(ctx, in.Store(), rst.Last, topo.Config().Features, f, extra)
 		if cerr := f.Close(); err == nil {
@@ -792,10 +796,27 @@ func printTraining(w io.Writer, t *TrainingReport) {
 }
 
 // profileScores adds to each profile line the scores at `at`: the
-// champion network's and the BG/NBD / Gamma-Gamma ones, with the model
-// version, exactly as the scorer computes them for a snapshot taken at that
-// time.
-func profileScores(sc *Scorer, at time.Time, fcfg features.Config) func(string, *features.State, *ProfileLine) error {
+// network's and the BG/NBD / Gamma-Gamma ones, with the model version,
+// exactly as the scorer computes them for a snapshot taken at that time.
+// They come from the champion, or — when the gate has promoted nothing yet
+// — from the latest version the trainer cut, and each line says which
+// ("model_status": "champion" or "latest, not promoted").
+func profileScores(ctx context.Context, sc *Scorer, reg *registry.Registry, at time.Time, fcfg features.Config, log *slog.Logger) func(string, *features.State, *ProfileLine) error {
+	served, status := sc.Champion().Load(), "champion"
+	if served == nil && reg != nil {
+		if meta, err := reg.Meta(ctx); err == nil && meta.Latest > 0 {
+			v, verr := reg.Get(ctx, meta.Latest)
+			m, merr := reg.Model(ctx, meta.Latest)
+			if verr == nil && merr == nil {
+				if s, err := registry.NewServed(v, m); err == nil {
+					served, status = s, "latest, not promoted"
+				}
+			}
+		}
+	}
+	if served == nil {
+		log.Warn("demo: no model version to score profiles with")
+	}
 	return func(user string, st *features.State, line *ProfileLine) error {
 		p := st.Evaluate(at, &fcfg)
 		snap := features.Snapshot{Version: features.SnapshotVersion, ID: "profiles-out", User: user, TS: at,
@@ -808,11 +829,14 @@ func profileScores(sc *Scorer, at time.Time, fcfg features.Config) func(string, 
 				}
 			}
 		}
-		res, err := sc.Core().Score(&snap)
+		res, err := sc.Core().ScoreWith(&snap, served)
 		if err != nil {
-			return nil // no model yet: the line goes without scores
+			return nil // no model: the line goes without scores
 		}
 		line.Scores = map[string]any{"model_version": res.ModelVersion}
+		if served != nil {
+			line.Scores["model_status"] = status
+		}
 		for _, name := range []string{"purchase_propensity", "repeat_purchase_90d", "churn_risk", "p_alive", "expected_purchases_90d", "clv_90d"} {
 			if v, ok := res.Scores[name]; ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
 				line.Scores[name] = v

@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/observability"
 	"github.com/streamprofile/streamprofile/sink/segment"
 	"github.com/streamprofile/streamprofile/stream"
@@ -235,9 +236,15 @@ type Result struct {
 // do (network scores with explanations, BG/NBD and Gamma-Gamma
 // baselines).
 func (s *Scorer) Score(snap *features.Snapshot) (Result, error) {
+	return s.ScoreWith(snap, s.cfg.Champion.Load())
+}
+
+// ScoreWith scores one snapshot with a given model version (nil: none)
+// instead of the champion: for reports that must say what a version that
+// was never promoted would score.
+func (s *Scorer) ScoreWith(snap *features.Snapshot, served *registry.Served) (Result, error) {
 	var n netScorer
 	n.top = s.cfg.ExplainTop
-	served := s.cfg.Champion.Load()
 	n.bind(served)
 	net, expl, err := n.score(snap)
 	if err != nil {
