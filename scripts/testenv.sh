@@ -436,7 +436,7 @@ wait_cluster() {
 	while ((SECONDS < deadline)); do
 		ok=1
 		for p in "${ports[@]}"; do
-			redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | tr -d '\r' | grep -qx 'cluster_state:ok' || ok=0
+			redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | tr -d '\r' | grep -x 'cluster_state:ok' >/dev/null || ok=0
 		done
 		if ((ok)); then
 			log "Redis Cluster ready on ${addrs[*]}"
