@@ -45,6 +45,11 @@ type Options struct {
 	Interval time.Duration
 	// Unit names what is counted, in rates ("ev/s"). Default "ev".
 	Unit string
+	// Start is when the work began, for work that ran before its Reporter
+	// was made (a consumer that ran alongside a replay and is only waited
+	// for afterwards): rates and the final "done in" count from it.
+	// Default: the time of New.
+	Start time.Time
 }
 
 // New returns a reporter for total units (≤ 0: unknown) labelled desc.
@@ -62,7 +67,11 @@ func New(desc string, total int64, o Options) *Reporter {
 	if o.Terminal != nil {
 		term = *o.Terminal
 	}
-	r := &Reporter{w: o.Out, desc: desc, unit: o.Unit, total: total, start: time.Now(), interval: o.Interval}
+	start := o.Start
+	if start.IsZero() || start.After(time.Now()) {
+		start = time.Now()
+	}
+	r := &Reporter{w: o.Out, desc: desc, unit: o.Unit, total: total, start: start, interval: o.Interval}
 	r.last = r.start
 	if term {
 		max := total

@@ -72,3 +72,29 @@ func TestETA(t *testing.T) {
 		t.Errorf("line %q, want 5 ev/s and eta 10s", got)
 	}
 }
+
+// TestStartCountsFromWhenTheWorkBegan: a Reporter made after its work ran
+// (a consumer waited for once a replay ends) reports the rate over the
+// whole run, not over the short wait; a zero or future Start means now.
+func TestStartCountsFromWhenTheWorkBegan(t *testing.T) {
+	no := false
+	for _, tc := range []struct {
+		name   string
+		start  time.Time
+		wantIn string
+	}{
+		{"a thousand seconds ago", time.Now().Add(-1000 * time.Second), "(1 ev/s)"},
+		{"zero", time.Time{}, "1000 done in 0s ("},
+		{"future", time.Now().Add(time.Hour), "1000 done in 0s ("},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			r := New("ingest", 1000, Options{Out: &buf, Terminal: &no, Start: tc.start})
+			r.Add(1000)
+			r.Done()
+			if !strings.Contains(buf.String(), tc.wantIn) {
+				t.Fatalf("got %q, want it to contain %q", buf.String(), tc.wantIn)
+			}
+		})
+	}
+}
