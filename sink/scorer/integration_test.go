@@ -221,6 +221,16 @@ func decodeTriggers(t *testing.T, msgs []kafka.Message) []Trigger {
 	return out
 }
 
+// sourceEvent returns m's HeaderSourceEvent, if any.
+func sourceEvent(m kafka.Message) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == HeaderSourceEvent {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
 // story builds realistic snapshots: events applied to feature states as
 // the ingester applies them, a snapshot for every behavioural event.
 type story struct {
@@ -364,6 +374,14 @@ func TestSegmentRulesThroughScorer(t *testing.T) {
 	msgs = out.quiet(500 * time.Millisecond)
 	stop()
 	changes := decodeChanges(t, msgs)
+	// An event's changes name it in the header; a timer's carry none.
+	for i, ch := range changes {
+		got, ok := sourceEvent(msgs[i])
+		if want := ch.Cause == CauseEvent; ok != want || got != ch.SnapshotID {
+			t.Errorf("change %s %s of %s (cause %s, snapshot %q): header %s = %q (present %v)",
+				ch.Segment, ch.Change, ch.UserID, ch.Cause, ch.SnapshotID, HeaderSourceEvent, got, ok)
+		}
+	}
 	ctx := context.Background()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -546,7 +564,27 @@ func testTriggersThroughScorer(t *testing.T, e *itEnv) {
 	msgs := out.until(t, time.Minute, "the triggers", func(m []kafka.Message) bool { return len(m) >= total })
 	msgs = out.quiet(time.Second)
 	stop()
-	checkTriggerStory(t, decodeTriggers(t, msgs), sc.Stats())
+	trs := decodeTriggers(t, msgs)
+	checkTriggerStory(t, trs, sc.Stats())
+	// The price drop names the event that showed the lower price (another
+	// user's view); the timers' triggers name none.
+	var cheaper string
+	for _, sn := range s.snaps {
+		if sn.User == "u-other" && sn.ItemID == "lamp" {
+			cheaper = sn.ID
+		}
+	}
+	for i, tr := range trs {
+		got, ok := sourceEvent(msgs[i])
+		want := ""
+		if tr.Cause == CausePrice {
+			want = cheaper
+		}
+		if ok != (want != "") || got != want {
+			t.Errorf("%s trigger of %s (cause %s): header %s = %q (present %v), want %q",
+				tr.Kind, tr.UserID, tr.Cause, HeaderSourceEvent, got, ok, want)
+		}
+	}
 	if st := sc.Stats(); st.TriggerLatency.Count != 1 {
 		t.Errorf("ingest → trigger latency measured %d times, want once (the price drop: the rest come from timers)", st.TriggerLatency.Count)
 	}

@@ -25,6 +25,13 @@ const (
 	CausePrice     = "price"     // another user's event showed a lower price
 )
 
+// HeaderSourceEvent is the record header of a change or trigger caused by
+// an event (cause "event", or "price" for a price drop another user's event
+// showed): the id of that event (its snapshot's id). Changes and triggers
+// from timers and retention carry none. It lets consumers and benchmarks
+// match an output to the event behind it without decoding the value.
+const HeaderSourceEvent = "sp-source-event"
+
 // SegmentChange is a message of topic segment-changes, keyed by user.
 type SegmentChange struct {
 	Version int `json:"v"`

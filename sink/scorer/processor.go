@@ -446,15 +446,18 @@ func (p *processor) handle(r *record) error {
 // tracing) and gives the changes and triggers it caused their event time
 // and emit spans.
 func (p *processor) handleObserved(ctx context.Context, r *record, msg *kafka.Message) error {
-	if !p.observed {
-		return p.handle(r)
-	}
 	n := len(p.eng.out)
+	if !p.observed {
+		err := p.handle(r)
+		p.markSource(r, n)
+		return err
+	}
 	var span trace.Span
 	if p.traced {
 		ctx, span = p.cfg.Tracer.StartConsume(ctx, msg)
 	}
 	err := p.handle(r)
+	p.markSource(r, n)
 	for i := n; i < len(p.eng.out); i++ {
 		o := &p.eng.out[i]
 		if o.appended.IsZero() {
@@ -472,6 +475,19 @@ func (p *processor) handleObserved(ctx context.Context, r *record, msg *kafka.Me
 		observability.End(span, err)
 	}
 	return err
+}
+
+// markSource gives the changes and triggers that r's event caused (those
+// from out[n:] with its append time; a timer that fired first has none) the
+// header HeaderSourceEvent with the event's id.
+func (p *processor) markSource(r *record, n int) {
+	for i := n; i < len(p.eng.out); i++ {
+		o := &p.eng.out[i]
+		if o.appended.IsZero() || r.bad || r.snap.ID == "" {
+			continue
+		}
+		o.msg.Headers = append(o.msg.Headers, kafka.Header{Key: HeaderSourceEvent, Value: []byte(r.snap.ID)})
+	}
 }
 
 // unflushed reports whether anything processed is not yet durable.
