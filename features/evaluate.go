@@ -2,7 +2,6 @@ package features
 
 import (
 	"math"
-	"sort"
 	"time"
 )
 
@@ -184,21 +183,11 @@ func (a *affinity) top(t int64, cfg *Config) []Affinity {
 	}
 	h := float64(cfg.AffinityHalfLife / time.Millisecond)
 	scale := math.Exp2(-float64(t-a.Base) / h)
-	idx := make([]int, len(a.Entries))
-	for i := range idx {
-		idx[i] = i
-	}
-	sort.Slice(idx, func(i, j int) bool {
-		x, y := a.Entries[idx[i]], a.Entries[idx[j]]
-		if x.W != y.W {
-			return x.W > y.W
-		}
-		return x.Name < y.Name
-	})
-	k := min(cfg.TopK, len(idx))
-	out := make([]Affinity, k)
-	for i := 0; i < k; i++ {
-		e := a.Entries[idx[i]]
+	var scratch [maxInsertionTopK]int32
+	idx := a.topIndexes(scratch[:0], cfg.TopK)
+	out := make([]Affinity, len(idx))
+	for i, x := range idx {
+		e := a.Entries[x]
 		out[i] = Affinity{Name: e.Name, Score: e.W * scale}
 	}
 	return out

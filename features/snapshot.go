@@ -50,13 +50,15 @@ type SnapshotSource struct {
 	Appended  time.Time `json:"appended"`
 }
 
-// NewSnapshot builds the snapshot of st right after ev was applied.
+// NewSnapshot builds the snapshot of st right after ev was applied. The
+// pipeline writes the same bytes with SnapshotEncoder, without building it.
 func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src SnapshotSource) Snapshot {
-	p := st.Evaluate(ev.TS, cfg)
+	var v Vector
+	st.evaluate(ev.TS.UnixMilli(), cfg, &v)
 	s := Snapshot{
 		Version: SnapshotVersion, ID: ev.EventID, User: user, TS: ev.TS, Type: string(ev.Type),
 		ItemID: ev.ItemID, Category: ev.Category, Brand: ev.Brand,
-		Features: p.Vector.Map(), AdsOff: st.AdsOff, Source: src,
+		Features: v.Map(), AdsOff: st.AdsOff, Source: src,
 	}
 	if ev.Price != nil {
 		s.Price = *ev.Price
@@ -64,15 +66,20 @@ func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src Snap
 	if ev.Type == stream.TypePurchase {
 		s.Amount = float64(ev.AmountMicros()) / 1e6
 	}
-	if len(p.Affinities) > 0 {
-		s.Tokens = make(map[string][]string, len(p.Affinities))
-		for d, list := range p.Affinities {
-			names := make([]string, len(list))
-			for i, a := range list {
-				names[i] = a.Name
-			}
-			s.Tokens[d] = names
+	var scratch [maxInsertionTopK]int32
+	for i, d := range Dims {
+		top := st.Aff[i].topIndexes(scratch[:0], cfg.TopK)
+		if len(top) == 0 {
+			continue
 		}
+		if s.Tokens == nil {
+			s.Tokens = make(map[string][]string, len(Dims))
+		}
+		names := make([]string, len(top))
+		for j, x := range top {
+			names[j] = st.Aff[i].Entries[x].Name
+		}
+		s.Tokens[d] = names
 	}
 	return s
 }

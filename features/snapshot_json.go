@@ -169,6 +169,10 @@ func appendJSONFeatures(b []byte, m map[string]float64) ([]byte, error) {
 
 // appendJSONFloat formats f as encoding/json formats a float64.
 func appendJSONFloat(b []byte, f float64) ([]byte, error) {
+	if fastInt(f) {
+		// Most features are counts: skip the shortest-digits search.
+		return strconv.AppendInt(b, int64(f), 10), nil
+	}
 	if math.IsInf(f, 0) || math.IsNaN(f) {
 		// json.Marshal's error, for the same input.
 		_, err := json.Marshal(f)
