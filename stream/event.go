@@ -173,6 +173,13 @@ type wireEvent struct {
 	Query       string          `json:"query"`
 	Text        string          `json:"text"`
 	Consent     json.RawMessage `json:"consent"`
+
+	// parseFast leaves the pointers above nil (pointing into w would move
+	// it to the heap) and sets these instead, with a bit of numbers set
+	// (1 << fSchema, fPrice or fQuantity) for each one present.
+	schemaV, quantityV int
+	priceV             float64
+	numbers            uint32
 }
 
 // Decode parses and validates one message value. Unknown JSON fields are
@@ -188,20 +195,38 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 		return ev, decodeErr(ReasonMalformed, "", "value is not a JSON object")
 	}
 	var w wireEvent
-	if err := json.Unmarshal(trimmed, &w); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return ev, decodeErr(ReasonBadField, te.Field, fmt.Sprintf("field %q must be %s, got JSON %s", te.Field, te.Type, te.Value))
+	var schema, quantity *int
+	var price *float64
+	if w.parseFast(trimmed) {
+		if w.numbers&(1<<fSchema) != 0 {
+			schema = &w.schemaV
 		}
-		return ev, decodeErr(ReasonMalformed, "", "invalid JSON: "+err.Error())
+		if w.numbers&(1<<fPrice) != 0 {
+			price = &w.priceV
+		}
+		if w.numbers&(1<<fQuantity) != 0 {
+			quantity = &w.quantityV
+		}
+	} else {
+		// Anything unusual, valid or not: encoding/json decides.
+		slow := new(wireEvent)
+		if err := json.Unmarshal(trimmed, slow); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return ev, decodeErr(ReasonBadField, te.Field, fmt.Sprintf("field %q must be %s, got JSON %s", te.Field, te.Type, te.Value))
+			}
+			return ev, decodeErr(ReasonMalformed, "", "invalid JSON: "+err.Error())
+		}
+		w = *slow
+		schema, price, quantity = w.Schema, w.Price, w.Quantity
 	}
-	if w.Schema == nil {
+	if schema == nil {
 		return ev, decodeErr(ReasonMissingField, "schema", "missing required field \"schema\"")
 	}
-	if *w.Schema != SchemaVersion {
-		return ev, decodeErr(ReasonUnknownSchema, "schema", fmt.Sprintf("unknown schema version %d (this build reads %d)", *w.Schema, SchemaVersion))
+	if *schema != SchemaVersion {
+		return ev, decodeErr(ReasonUnknownSchema, "schema", fmt.Sprintf("unknown schema version %d (this build reads %d)", *schema, SchemaVersion))
 	}
-	ev.Schema = *w.Schema
+	ev.Schema = *schema
 	if w.EventID == "" {
 		return ev, decodeErr(ReasonMissingField, "event_id", "missing required field \"event_id\"")
 	}
@@ -247,8 +272,8 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 			return ev, decodeErr(ReasonBadField, f.name, fmt.Sprintf("field %q is %d bytes, limit %d", f.name, len(f.v), f.max))
 		}
 	}
-	if w.Price != nil {
-		p := *w.Price
+	if price != nil {
+		p := *price
 		if p < 0 {
 			return ev, decodeErr(ReasonNegativePrice, "price", fmt.Sprintf("negative price %g", p))
 		}
@@ -258,8 +283,8 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 		ev.Price = &p
 		ev.PriceMicros = int64(math.Round(p * 1e6))
 	}
-	if w.Quantity != nil {
-		q := *w.Quantity
+	if quantity != nil {
+		q := *quantity
 		if q < 1 || q > d.limits.MaxQuantity {
 			return ev, decodeErr(ReasonBadField, "quantity", fmt.Sprintf("quantity %d outside [1, %d]", q, d.limits.MaxQuantity))
 		}
