@@ -72,6 +72,9 @@ type processor struct {
 	obs       *observability.Batch // spans and latencies of the pending flush
 	observed  bool                 // tracing or metrics on
 	recs      []decoded            // scratch of process
+	// More scratch of process: the batch's users to load, to check, seen.
+	missing, cached []string
+	seen            map[string]bool
 }
 
 func newProcessor(t *Topology, p stream.Partition) *processor {
@@ -240,8 +243,11 @@ func (p *processor) classify(m *kafka.Message, d *decoded) {
 		d.kind, d.merge, d.user = kindMerge, mr, key
 		return
 	}
-	ev, err := p.t.decoder.Decode(m.Value)
-	if err != nil {
+	// Decoded in place: a local Event would escape to the heap through
+	// the masker.
+	var err error
+	if d.ev, err = p.t.decoder.Decode(m.Value); err != nil {
+		d.ev = stream.Event{}
 		var de *stream.DecodeError
 		if !errors.As(err, &de) {
 			de = &stream.DecodeError{Reason: stream.ReasonMalformed, Msg: err.Error()}
@@ -249,10 +255,10 @@ func (p *processor) classify(m *kafka.Message, d *decoded) {
 		d.bad = de
 		return
 	}
-	if p.t.cfg.Masker != nil && p.t.cfg.Masker.DropPII(&ev) {
+	ev := &d.ev
+	if p.t.cfg.Masker != nil && p.t.cfg.Masker.DropPII(ev) {
 		p.t.stats.PIIMasked.Add(1)
 	}
-	d.ev = ev
 	if from, ok := stream.HeaderValue(m.Headers, stream.HeaderReroutedFrom); ok {
 		if !pseudonymKey || from != p.pseudo(ev.ProfileKey()) {
 			d.bad = &stream.DecodeError{Reason: stream.ReasonBadInternal, Msg: "rerouted event does not belong to the id it was forwarded from"}
@@ -286,8 +292,18 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 	}
 	recs := p.recs[:len(batch)]
 	defer clear(recs)
-	var missing, cached []string
-	seen := map[string]bool{}
+	// The batch's users: scratch reused from batch to batch.
+	missing, cached, seen := p.missing[:0], p.cached[:0], p.seen
+	if seen == nil {
+		seen = map[string]bool{}
+		p.seen = seen
+	}
+	defer func() {
+		clear(seen)
+		clear(missing)
+		clear(cached)
+		p.missing, p.cached = missing[:0], cached[:0]
+	}()
 	now := time.Now()
 	for i := range batch {
 		d := &recs[i]

@@ -59,10 +59,10 @@ type snapshotPartition struct {
 }
 
 // slabChunk is the size of the chunks snapshot keys and values are cut
-// from: one allocation per few dozen snapshots instead of two per
+// from: one allocation per couple of dozen snapshots instead of two per
 // snapshot. A chunk is never written again once cut, so a message keeps
 // its bytes for as long as anything holds it.
-const slabChunk = 64 << 10
+const slabChunk = 32 << 10 // the largest small-object size class
 
 // keep returns a copy of b cut from the slab (b itself may be reused).
 func keep[T string | []byte](s *snapshotPartition, b T) []byte {
