@@ -361,27 +361,30 @@ func TestConfigValidate(t *testing.T) {
 // TestTargetsAndOutput: targets are judged against the stated ratios, and
 // the tables and plots are written for a result.
 func TestTargetsAndOutput(t *testing.T) {
-	r := &Result{Setup: Setup{FlushIntervalMs: 20}, Scales: []Scale{{
+	r := &Result{Setup: Setup{FlushIntervalMs: 20, Scorer: "separate process", ScoreCPUs: "1", IngestCPUs: "1"}, Scales: []Scale{{
 		Users: 10000, ConsumeFloor: RateFigure{EventsPerSec: 100000},
 		Memory:  MemoryTrace{PeakRSSBytes: 100 << 20, RedisUsedMemoryBytes: 7 << 20},
 		Bounded: &BoundedRun{CacheUsers: 1000, CacheBoundUsers: 6000, TTL: "1m0s", EventsPerSec: 50000, PeakRSSBytes: 60 << 20, RedisKeysAtEnd: 4000},
 		Max:     MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, CPURatioToFloor: 0.55, MedianEventsPerSec: 58000, RoundTripsPerEvent: 0.004},
 		Loads: []LoadRun{
 			{Fraction: 0.5, OfferedPerSec: 30000, IngestedPerSec: 30000, RoundTripsPerEvent: 0.3,
-				Durable: Summary{Count: 10, P50Ms: 12, P99Ms: 19, P999Ms: 30}, Emit: Summary{Count: 10, P50Ms: 10, P99Ms: 60, P999Ms: 70}},
+				Durable: Summary{Count: 10, P50Ms: 12, P99Ms: 19, P999Ms: 30}, Emit: Summary{Count: 10, P50Ms: 10, P99Ms: 30, P999Ms: 40},
+				Output: Summary{Count: 4, P50Ms: 25, P99Ms: 60, P999Ms: 70}, Change: Summary{Count: 5, P50Ms: 25, P99Ms: 60, P999Ms: 70},
+				WindowEvents: 10, EventsWithOutput: 4, Outputs: &OutputCounts{ChangeRecords: 5, FromTimers: 1},
+				Score: &ScoreRun{Snapshots: 10, Records: 10, CPUSecondsPerMillion: 40, HandleMeanUs: 20}},
 			{Fraction: 0.8, OfferedPerSec: 48000, IngestedPerSec: 47000, RoundTripsPerEvent: 0.1,
 				Durable: Summary{Count: 10, P50Ms: 15, P99Ms: 25, P999Ms: 40}, Emit: Summary{Count: 10, P50Ms: 12, P99Ms: 30, P999Ms: 45}},
 		},
 	}}}
 	want := map[string]bool{
-		"pipeline ev/s ÷ consume+decode floor":             true,
-		"the same, by CPU time per event (both CPU-bound)": true,
-		"Redis round trips per event, maximum speed":       true,
-		"Redis round trips per event, 50 % load":           false,
-		"p99 event → durable in Redis, 50 % load":          true,
-		"p99 event → trigger (snapshot emit), 50 % load":   false,
-		"Redis round trips per event, 80 % load":           true,
-		"p99 event → durable in Redis, 80 % load":          false,
+		"pipeline ev/s ÷ consume+decode floor":                          true,
+		"the same, by CPU time per event (both CPU-bound)":              true,
+		"Redis round trips per event, maximum speed":                    true,
+		"Redis round trips per event, 50 % load":                        false,
+		"p99 event → durable in Redis, 50 % load":                       true,
+		"p99 event → segment change or trigger (score role), 50 % load": false,
+		"Redis round trips per event, 80 % load":                        true,
+		"p99 event → durable in Redis, 80 % load":                       false,
 	}
 	got := targets(r)
 	if len(got) != len(want) {
@@ -392,14 +395,38 @@ func TestTargetsAndOutput(t *testing.T) {
 			t.Fatalf("target %q met=%v, want %v (known: %v)", tg.Name, tg.Met, met, ok)
 		}
 	}
+	for _, tg := range got {
+		// A missed target says why; a met one needs no reason.
+		if tg.Met != (tg.Why == "") {
+			t.Fatalf("target %q met=%v with reason %q", tg.Name, tg.Met, tg.Why)
+		}
+	}
 	r.Targets = got
 	var md strings.Builder
 	if err := r.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"| 10k | 38000 | 100.0k | 60.0k (58.0k) | 60 % | 55 % |", "1000 cached users per partition (6000 in all) and a 1m0s TTL", "| 10k | 50 % | 30.0k | 30.0k | 12.0 / 19.0 / 30.0 |", "**no**"} {
+	for _, s := range []string{"| 10k | 38000 | 100.0k | 60.0k (58.0k) | 60 % | 55 % |", "1000 cached users per partition (6000 in all) and a 1m0s TTL",
+		"| 10k | 50 % | 30.0k | 30.0k | 12.0 / 19.0 / 30.0 |", "**no**",
+		"| 10k | 50 % | 12.0 / 19.0 / 30.0 | 10.0 / 30.0 / 40.0 | 25.0 / 60.0 / 70.0 | 25.0 / 60.0 / 70.0 (5) | – (0) | 4 of 10 (40.0 %) | 5 / 0 / 1 | 40 |",
+		"snapshot emit p99 30.0 ms, so the score role added about 30.0 ms at p99"} {
 		if !strings.Contains(md.String(), s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md.String())
+		}
+	}
+	// The report: dated, with the command, the machine, the placement, the
+	// re-keying, the plots by relative path and every table.
+	r.Started, r.Command = time.Date(2026, 12, 5, 9, 30, 0, 0, time.UTC), "streamprofile bench --out docs/bench"
+	r.Machine = Machine{NumCPU: 2, CPUModel: "AMD EPYC", MemoryBytes: 8 << 30}
+	var doc strings.Builder
+	if err := r.WriteDocument(&doc, "docs/bench"); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"**Run of 2026-12-05 09:30 UTC**", "scripts/bench.sh", "streamprofile bench --out docs/bench",
+		"| CPUs | 2 × AMD EPYC |", "## Data: re-keying to the user counts", "](docs/bench/latency.png)",
+		"### Targets", "| 10k | 50 % | 12.0 / 19.0 / 30.0 | 10.0 / 30.0 / 40.0 |"} {
+		if !strings.Contains(doc.String(), s) {
+			t.Fatalf("document lacks %q:\n%s", s, doc.String())
 		}
 	}
 	dir := t.TempDir()
@@ -476,11 +503,24 @@ func TestQuickRun(t *testing.T) {
 		t.Fatalf("latency run: %+v", s.Loads)
 	case s.Loads[0].Durable.P50Ms <= 0 || s.Loads[0].Durable.P99Ms < s.Loads[0].Durable.P50Ms:
 		t.Fatalf("latency quantiles: %+v", s.Loads[0].Durable)
+	case s.Loads[0].Score == nil || s.Loads[0].Score.Snapshots == 0 || s.Loads[0].Score.Unscored != 0 || s.Loads[0].Score.ModelVersion == 0:
+		t.Fatalf("score role: %+v", s.Loads[0].Score)
+	case s.Loads[0].Outputs == nil || s.Loads[0].Outputs.Unmatched != 0 || s.Loads[0].Outputs.ChangeRecords == 0:
+		t.Fatalf("score outputs: %+v", s.Loads[0].Outputs)
+	case s.Loads[0].EventsWithOutput == 0 || s.Loads[0].EventsWithOutput > s.Loads[0].WindowEvents ||
+		s.Loads[0].Output.Count != uint64(s.Loads[0].EventsWithOutput) || s.Loads[0].Change.Count == 0:
+		t.Fatalf("events → outputs: %d of %d events, %+v", s.Loads[0].EventsWithOutput, s.Loads[0].WindowEvents, s.Loads[0].Output)
+	case s.Loads[0].Output.P50Ms < s.Loads[0].Emit.P50Ms || s.Loads[0].Output.P99Ms < s.Loads[0].Output.P50Ms:
+		// A change follows its snapshot: it cannot come sooner.
+		t.Fatalf("change or trigger %+v before the snapshot emit %+v", s.Loads[0].Output, s.Loads[0].Emit)
 	case res.Trainer.ScoreMicros <= 0 || len(res.Trainer.Batches) != 1 || res.Trainer.SnapshotsPerSec <= 0:
 		t.Fatalf("trainer: %+v", res.Trainer)
 	case len(res.Profiles[0].CPUTop) == 0:
 		t.Fatalf("profile: %+v", res.Profiles[0])
 	}
+	l := s.Loads[0]
+	t.Logf("latency run: durable %+v, emit %+v, change or trigger %+v; %d of %d events caused outputs; outputs %+v; score %+v",
+		l.Durable, l.Emit, l.Output, l.EventsWithOutput, l.WindowEvents, *l.Outputs, *l.Score)
 	for _, name := range []string{"results.md", PlotThroughput, PlotLatency, PlotScaling, res.Profiles[0].CPU, res.Profiles[0].Allocs} {
 		if st, err := os.Stat(filepath.Join(out, name)); err != nil || st.Size() == 0 {
 			t.Fatalf("%s: %v", name, err)

@@ -30,6 +30,11 @@ type Config struct {
 	// OutDir receives results.json, results.md, plots and profiles.
 	// Required.
 	OutDir string
+	// Document, when set, is the path of the benchmark report written at
+	// the end of a complete run (Result.WriteDocument; BENCHMARKS.md for
+	// scripts/bench.sh), linking the plots in OutDir by a path relative to
+	// it. Default "": not written.
+	Document string
 	// Users are the distinct-user counts of the scaling runs. Default
 	// 10000, 100000, 1000000; 2000 with Quick.
 	Users []int
@@ -92,6 +97,14 @@ type Config struct {
 	// empty (not pinned). "-" disables pinning of that side.
 	IngestCPUs string
 	LoadCPUs   string
+	// ScoreCPUs is the taskset(1) CPU list of the score role (app.Scorer,
+	// its own process, as deployed) in the latency runs. Default: the
+	// measured side's, IngestCPUs: the pipeline (ingest and score) on one
+	// side, the load generator on the other. "-" disables pinning.
+	ScoreCPUs string
+	// NoScore leaves the score role out of the latency runs (then only
+	// durable and snapshot-emit latencies are measured). Default false.
+	NoScore bool
 	// Nice, when not 0, runs the workers under nice(1) with this
 	// adjustment (negative: higher priority, which needs the privilege to
 	// take it; without it nice warns and runs them unchanged), so that on
@@ -162,6 +175,9 @@ func (c Config) WithDefaults() Config {
 				c.LoadCPUs = "0-" + strconv.Itoa(n-2)
 			}
 		}
+	}
+	if c.ScoreCPUs == "" {
+		c.ScoreCPUs = c.IngestCPUs
 	}
 	if c.Profile == "" {
 		c.Profile = ProfileAuto

@@ -15,7 +15,12 @@
 //     flush covering the event has returned; observed by a pipeline.Stage's
 //     Flushed hook inside the ingester), and event append → the profile
 //     snapshot emitted to profile-examples (the snapshot record's timestamp,
-//     read by the load generator).
+//     read by the load generator), and event append → the segment change or
+//     retarget trigger the score role (app.Scorer, its own process, on the
+//     measured side's CPUs by default: Config.ScoreCPUs) emitted for it,
+//     matched by the header scorer.HeaderSourceEvent (the event id) and
+//     read after the window; the events that caused any output are
+//     counted.
 //  4. Trainer: examples/s of the configured network per batch size, the
 //     trainer's snapshots/s end to end, and scoring µs per profile.
 //  5. Scaling: every figure above for each requested number of distinct
@@ -34,6 +39,11 @@
 // at; scripts/bench.sh starts them on the load side's CPUs.
 //
 // # Output
+//
+// Config.Document, when set (scripts/bench.sh: BENCHMARKS.md at the repository
+// root), receives the report of a complete run: its date, the command, the
+// machine, the placement of the processes, the re-keying, the plots and every
+// table (Result.WriteDocument).
 //
 // Config.OutDir receives results.json (Result), results.md (the Markdown
 // tables), the plots (throughput.png, latency.png, scaling.png) and, when a

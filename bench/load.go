@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +31,12 @@ type produceSpec struct {
 	// record's timestamp (its emit) is measured for records appended
 	// inside the window opened by "start".
 	SnapshotTopic string `json:"snapshot_topic"`
+	// ChangesTopic and RetargetTopic, when set (with SnapshotTopic), are
+	// the score role's outputs, read after the snapshots: every change and
+	// trigger is matched to its source event (header
+	// scorer.HeaderSourceEvent) and measured from that event's append.
+	ChangesTopic  string `json:"changes_topic"`
+	RetargetTopic string `json:"retarget_topic"`
 	Partitions    int    `json:"partitions"`
 }
 
@@ -45,7 +50,9 @@ type produceResult struct {
 	NextRound int `json:"next_round"`
 	// Emit: clickstream append → snapshot record timestamp.
 	Emit Histogram `json:"emit"`
-	Proc ProcStats `json:"proc"`
+	// Outputs: clickstream append → the changes and triggers it caused.
+	Outputs *outputLatencies `json:"outputs,omitempty"`
+	Proc    ProcStats        `json:"proc"`
 }
 
 // producer writes events with the pipeline's partitioner, synchronously in
@@ -160,8 +167,16 @@ func runProduce(ctx context.Context, spec *produceSpec, ctl *control, ready, don
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		if res.Emit, err = emitLatencies(ctx, spec, from.Load()); err != nil {
+		appended, err := emitLatencies(ctx, spec, from.Load(), &res.Emit)
+		if err != nil {
 			return nil, err
+		}
+		if spec.ChangesTopic != "" && spec.RetargetTopic != "" {
+			out, err := measureOutputs(ctx, spec, appended, from.Load()*int64(time.Millisecond))
+			if err != nil {
+				return nil, err
+			}
+			res.Outputs = &out
 		}
 	}
 	return res, nil
@@ -191,60 +206,24 @@ func snapshotAppended(v []byte) (time.Time, bool) {
 	return t, err == nil
 }
 
-// emitLatencies reads the snapshot topic to its end and returns, for the
-// snapshots of records appended at or after from (unix ms), the time from
-// that append to the snapshot's own record timestamp.
-func emitLatencies(ctx context.Context, spec *produceSpec, from int64) (Histogram, error) {
-	client := &kafka.Client{Addr: kafka.TCP(spec.Brokers...), Timeout: 30 * time.Second}
-	reqs := make([]kafka.OffsetRequest, spec.Partitions)
-	for p := range reqs {
-		reqs[p] = kafka.LastOffsetOf(p)
-	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{spec.SnapshotTopic: reqs}})
-	if err != nil {
-		return Histogram{}, fmt.Errorf("bench: snapshot offsets: %w", err)
-	}
-	var (
-		mu   sync.Mutex
-		all  Histogram
-		wg   sync.WaitGroup
-		errs = make(chan error, spec.Partitions)
-	)
-	for _, po := range offs.Topics[spec.SnapshotTopic] {
-		if po.Error != nil {
-			return Histogram{}, po.Error
+// emitLatencies reads the snapshot topic to its end and observes in emit,
+// for the snapshots of records appended at or after from (unix ms), the
+// time from that append to the snapshot's own record timestamp. It returns
+// every snapshot's id with its append time (unix ns), for matching the
+// score role's outputs.
+func emitLatencies(ctx context.Context, spec *produceSpec, from int64, emit *Histogram) (map[string]int64, error) {
+	appended := map[string]int64{}
+	err := readTopic(ctx, spec.Brokers, spec.SnapshotTopic, spec.Partitions, func(m *kafka.Message) {
+		app, ok := snapshotAppended(m.Value)
+		if !ok {
+			return
 		}
-		if po.LastOffset <= 0 {
-			continue
+		if app.UnixMilli() >= from {
+			emit.Observe(m.Time.Sub(app))
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: spec.Brokers, Topic: spec.SnapshotTopic, Partition: po.Partition,
-				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
-			})
-			defer r.Close()
-			var h Histogram
-			for {
-				m, err := r.FetchMessage(ctx)
-				if err != nil {
-					errs <- fmt.Errorf("bench: read snapshots: %w", err)
-					return
-				}
-				if app, ok := snapshotAppended(m.Value); ok && app.UnixMilli() >= from {
-					h.Observe(m.Time.Sub(app))
-				}
-				if m.Offset+1 >= po.LastOffset {
-					break
-				}
-			}
-			mu.Lock()
-			all.Merge(&h)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	return all, <-errs
+		if id, ok := snapshotID(m.Value); ok {
+			appended[id] = app.UnixNano()
+		}
+	})
+	return appended, err
 }

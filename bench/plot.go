@@ -108,6 +108,7 @@ func plotLatency(r *Result, dir string) error {
 		{"durable p99", func(l LoadRun) float64 { return l.Durable.P99Ms }, nil, draw.CircleGlyph{}},
 		{"durable p99.9", func(l LoadRun) float64 { return l.Durable.P999Ms }, []vg.Length{vg.Points(6), vg.Points(2)}, draw.CircleGlyph{}},
 		{"snapshot emit p99", func(l LoadRun) float64 { return l.Emit.P99Ms }, []vg.Length{vg.Points(4), vg.Points(4)}, draw.TriangleGlyph{}},
+		{"change or trigger p99", func(l LoadRun) float64 { return l.Output.P99Ms }, []vg.Length{vg.Points(8), vg.Points(3)}, draw.SquareGlyph{}},
 	}
 	drawn := false
 	for i, s := range r.Scales {

@@ -41,10 +41,15 @@ type Machine struct {
 
 // Setup describes how the run was arranged.
 type Setup struct {
-	Ingester         string  `json:"ingester"`
-	LoadGenerator    string  `json:"load_generator"`
-	IngestCPUs       string  `json:"ingest_cpus"`
-	LoadCPUs         string  `json:"load_cpus"`
+	Ingester      string `json:"ingester"`
+	LoadGenerator string `json:"load_generator"`
+	IngestCPUs    string `json:"ingest_cpus"`
+	LoadCPUs      string `json:"load_cpus"`
+	// Scorer describes the score role of the latency runs ("" when left
+	// out); ScoreCPUs the CPUs it was pinned to.
+	Scorer           string  `json:"scorer,omitempty"`
+	ScoreCPUs        string  `json:"score_cpus,omitempty"`
+	ScoreGOMAXPROCS  int     `json:"score_gomaxprocs,omitempty"`
 	Nice             int     `json:"nice"`
 	IngestGOMAXPROCS int     `json:"ingest_gomaxprocs"`
 	LoadGOMAXPROCS   int     `json:"load_gomaxprocs"`
@@ -162,24 +167,40 @@ type MaxRun struct {
 
 // LoadRun is the pipeline at a fixed offered load.
 type LoadRun struct {
-	Fraction             float64 `json:"fraction"`
-	OfferedPerSec        float64 `json:"offered_per_sec"`
-	PublishedPerSec      float64 `json:"published_per_sec"`
-	IngestedPerSec       float64 `json:"ingested_per_sec"`
-	Durable              Summary `json:"durable"`
-	Processed            Summary `json:"processed"`
-	Emit                 Summary `json:"snapshot_emit"`
-	RoundTripsPerEvent   float64 `json:"round_trips_per_event"`
-	LoadsPerEvent        float64 `json:"loads_per_event"`
-	EventsPerFlush       float64 `json:"events_per_flush"`
-	FlushMsAvg           float64 `json:"flush_ms_avg"`
-	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million"`
-	CPUUtilisation       float64 `json:"cpu_utilisation"`
-	IngestCPUBusy        float64 `json:"ingest_cpu_busy"`
-	MachineBusy          float64 `json:"machine_busy"`
-	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
-	LoadGOMAXPROCS       int     `json:"load_gomaxprocs"`
-	Warning              string  `json:"warning,omitempty"`
+	Fraction        float64 `json:"fraction"`
+	OfferedPerSec   float64 `json:"offered_per_sec"`
+	PublishedPerSec float64 `json:"published_per_sec"`
+	IngestedPerSec  float64 `json:"ingested_per_sec"`
+	Durable         Summary `json:"durable"`
+	Processed       Summary `json:"processed"`
+	Emit            Summary `json:"snapshot_emit"`
+	// Change, Trigger and Output: event append → record timestamp of the
+	// segment changes, of the retarget triggers, and of the first change
+	// or trigger (once per event that caused any), for the events
+	// appended in the window, matched by header scorer.HeaderSourceEvent.
+	// Empty without the score role.
+	Change  Summary `json:"segment_change"`
+	Trigger Summary `json:"trigger"`
+	Output  Summary `json:"change_or_trigger"`
+	// WindowEvents are the events (snapshots) appended in the window;
+	// EventsWithOutput those that caused a change or trigger.
+	WindowEvents     int64 `json:"window_events"`
+	EventsWithOutput int64 `json:"events_with_output"`
+	// Outputs counts the output records (whole run, timers included).
+	Outputs *OutputCounts `json:"outputs,omitempty"`
+	// Score is the score role's report.
+	Score                *ScoreRun `json:"score,omitempty"`
+	RoundTripsPerEvent   float64   `json:"round_trips_per_event"`
+	LoadsPerEvent        float64   `json:"loads_per_event"`
+	EventsPerFlush       float64   `json:"events_per_flush"`
+	FlushMsAvg           float64   `json:"flush_ms_avg"`
+	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
+	CPUUtilisation       float64   `json:"cpu_utilisation"`
+	IngestCPUBusy        float64   `json:"ingest_cpu_busy"`
+	MachineBusy          float64   `json:"machine_busy"`
+	PeakRSSBytes         int64     `json:"peak_rss_bytes"`
+	LoadGOMAXPROCS       int       `json:"load_gomaxprocs"`
+	Warning              string    `json:"warning,omitempty"`
 }
 
 // Target is one stated target and whether the run met it.
@@ -190,6 +211,8 @@ type Target struct {
 	Got   float64 `json:"got"`
 	Unit  string  `json:"unit"`
 	Met   bool    `json:"met"`
+	// Why explains a missed target from the run's figures.
+	Why string `json:"why,omitempty"`
 }
 
 // Profile is a profiled re-run's output.
@@ -277,7 +300,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	p("\n### Latency at fixed offered loads\n\n")
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
-	p("Emit: the same → timestamp of its profile snapshot record (%s). ", r.Setup.Trigger)
+	p("Emit: the same → timestamp of its profile snapshot record. Trigger: %s. ", r.Setup.Trigger)
 	p("Offered loads are fractions of the median maximum-speed rate.\n\n")
 	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) | machine busy |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -290,6 +313,32 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 				fmtMs(l.Emit.P50Ms), fmtMs(l.Emit.P99Ms), fmtMs(l.Emit.P999Ms),
 				l.RoundTripsPerEvent, l.LoadsPerEvent, l.EventsPerFlush, l.FlushMsAvg, l.CPUSecondsPerMillion,
 				100*l.CPUUtilisation, 100*l.IngestCPUBusy, 100*l.MachineBusy)
+		}
+	}
+	if r.Setup.Scorer != "" {
+		p("\n#### Event → segment change or trigger (score role)\n\n")
+		p("Score role: %s; CPUs %s (GOMAXPROCS %d). ", r.Setup.Scorer, orDash(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
+		p("Every change and trigger an event appended in the window caused is matched to it by the header `%s` "+
+			"and measured from the event's append to the output record's timestamp; \"first\" is once per event "+
+			"(its earliest output). Timers' outputs have no source event and are only counted.\n\n", "sp-source-event")
+		p("| users | load | durable p50 / p99 / p99.9 ms | snapshot emit p50 / p99 / p99.9 ms | change or trigger (first) p50 / p99 / p99.9 ms | segment change p50 / p99 / p99.9 ms (n) | trigger p50 / p99 / p99.9 ms (n) | events with an output | outputs: changes / triggers / from timers | scorer CPU µs/snapshot | scorer CPU use | unscored at the end |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Scales {
+			for _, l := range s.Loads {
+				sr := l.Score
+				if sr == nil {
+					continue
+				}
+				var oc OutputCounts
+				if l.Outputs != nil {
+					oc = *l.Outputs
+				}
+				p("| %s | %.0f %% | %s | %s | %s | %s (%d) | %s (%d) | %d of %d (%.1f %%) | %d / %d / %d | %.0f | %.0f %% | %d |\n",
+					fmtUsers(s.Users), 100*l.Fraction, fmtQuantiles(l.Durable), fmtQuantiles(l.Emit), fmtQuantiles(l.Output),
+					fmtQuantiles(l.Change), l.Change.Count, fmtQuantiles(l.Trigger), l.Trigger.Count,
+					l.EventsWithOutput, l.WindowEvents, 100*ratio(float64(l.EventsWithOutput), float64(l.WindowEvents)),
+					oc.ChangeRecords, oc.TriggerRecords, oc.FromTimers, sr.CPUSecondsPerMillion, 100*sr.CPUUtilisation, sr.Unscored)
+			}
 		}
 	}
 	p("\n### State against users\n\n")
@@ -319,13 +368,14 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		p("| trainer.ProcessSnapshot end to end | %s snapshots/s (%s learnt/s) |\n", fmtRate(t.SnapshotsPerSec), fmtRate(t.LearntPerSec))
 		p("| scoring (encode + predict) | %.2f µs/profile |\n", t.ScoreMicros)
 	}
-	p("\n### Targets\n\n| target | users | want | got | met |\n|---|---:|---|---:|:---:|\n")
+	p("\n### Targets\n\n| target | users | want | got | met | why (missed) |\n|---|---:|---|---:|:---:|---|\n")
 	for _, t := range r.Targets {
 		met := "yes"
 		if !t.Met {
 			met = "**no**"
 		}
-		p("| %s | %s | %s | %s %s | %s |\n", t.Name, fmtUsers(t.Users), t.Want, fmtFloat(t.Got), t.Unit, met)
+		p("| %s | %s | %s | %s | %s | %s |\n", t.Name, fmtUsers(t.Users), t.Want,
+			strings.TrimSpace(fmtFloat(t.Got)+" "+t.Unit), met, strings.ReplaceAll(t.Why, "|", "/"))
 	}
 	for _, pr := range r.Profiles {
 		p("\n### Where the time goes (%s users, profiled re-run: `%s`, `%s`)\n\n", fmtUsers(pr.Users), pr.CPU, pr.Allocs)
@@ -356,6 +406,13 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func fmtQuantiles(s Summary) string {
+	if s.Count == 0 {
+		return "–"
+	}
+	return fmtMs(s.P50Ms) + " / " + fmtMs(s.P99Ms) + " / " + fmtMs(s.P999Ms)
 }
 
 func fmtFloat(v float64) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/streamprofile/streamprofile/app"
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/sink/scorer"
 	"github.com/streamprofile/streamprofile/stream"
 )
 
@@ -78,12 +79,20 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Nice: cfg.Nice, Partitions: cfg.Partitions,
 			FlushEvents: b.pcfg.FlushEvents, FlushIntervalMs: float64(b.pcfg.FlushInterval) / 1e6,
 			MaxBatch: b.pcfg.MaxBatch, CacheUsers: b.pcfg.CacheUsers, TTL: ttl.String(),
-			Trigger: "the score role does not exist yet, so the trigger is the profile-examples snapshot " +
-				"emitted for the event (its record timestamp)",
+			Trigger: "the segment-changes and retarget records the score role emitted for the event (their record " +
+				"timestamps), matched to it by the header " + scorer.HeaderSourceEvent + " (the event id)",
 			Dataset: fmt.Sprintf("bundled REES46 sample (%d events, %d users) re-keyed: copy k renames user u to u-k "+
 				"and shifts event times by k×%s; copies follow each other; later rounds repeat the users with new ids",
 				sample.Events(), sample.Users(), CopyShift),
 		},
+	}
+	if cfg.NoScore {
+		b.res.Setup.Trigger = "no score role (--no-score): the trigger is the profile-examples snapshot emitted for the event"
+	} else {
+		b.res.Setup.Scorer = "separate process (the score role is its own deployment): app.Scorer with production defaults " +
+			"(embedded segment catalogue, default triggers, flush 500 snapshots or 20 ms), own consumer group on the latency " +
+			"run's snapshot topic, champion: the default network trained at start-up for one pass over the sample; erasures off"
+		b.res.Setup.ScoreCPUs = cfg.ScoreCPUs
 	}
 	if info, err := b.info(ctx, "server"); err == nil {
 		b.res.Machine.RedisVersion = info["redis_version"]
@@ -110,7 +119,38 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	b.res.Trainer = &tr
 	b.res.Targets = targets(b.res)
-	return b.res, b.finish(start)
+	if err := b.finish(start); err != nil {
+		return b.res, err
+	}
+	return b.res, b.writeDocument()
+}
+
+// writeDocument writes Config.Document, if set.
+func (b *run) writeDocument() error {
+	if b.cfg.Document == "" {
+		return nil
+	}
+	doc, err := filepath.Abs(b.cfg.Document)
+	if err != nil {
+		return err
+	}
+	out, err := filepath.Abs(b.cfg.OutDir)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(filepath.Dir(doc), out)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(doc)
+	if err != nil {
+		return err
+	}
+	if err := b.res.WriteDocument(f, filepath.ToSlash(rel)); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // finish writes the output files of what has been measured.
@@ -535,6 +575,10 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	pct := strconv.Itoa(int(math.Round(100 * f)))
 	topic := base + ".l" + pct
 	out := &loadRunResult{topics: []string{topic, topic + ".dlq", topic + ".snap"}}
+	scoring := !cfg.NoScore
+	if scoring {
+		out.topics = append(out.topics, topic+".changes", topic+".retarget")
+	}
 	out.Fraction, out.OfferedPerSec = f, f*maxRate
 	if err := b.ensureTopics(ctx, out.topics...); err != nil {
 		return out, round, err
@@ -555,9 +599,27 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	if err := ing.waitReady(pctx); err != nil {
 		return out, round, err
 	}
-	gen, err := b.startWorker(ctx, fmt.Sprintf("u%d-l%s-load", n, pct), cfg.LoadCPUs, workerSpec{Role: roleProduce,
-		Produce: &produceSpec{Brokers: cfg.Brokers, Topic: topic, Users: n, Round: round, Rate: out.OfferedPerSec,
-			Duration: cfg.LatencyWarmup + cfg.LatencyWindow, SnapshotTopic: topic + ".snap", Partitions: cfg.Partitions}})
+	// The score role, its own process as deployed, on the snapshots.
+	var sc *worker
+	if scoring {
+		sc, err = b.startWorker(ctx, fmt.Sprintf("u%d-l%s-score", n, pct), cfg.ScoreCPUs, workerSpec{Role: roleScore,
+			Score: &scoreSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: group + ".score", Prefix: prefix,
+				SnapshotTopic: topic + ".snap", ChangesTopic: topic + ".changes", RetargetTopic: topic + ".retarget",
+				Partitions: cfg.Partitions, Drain: scoreDrain(cfg)}})
+		if err != nil {
+			return out, round, err
+		}
+		defer sc.kill()
+		if err := sc.waitReady(pctx); err != nil {
+			return out, round, err
+		}
+	}
+	ps := &produceSpec{Brokers: cfg.Brokers, Topic: topic, Users: n, Round: round, Rate: out.OfferedPerSec,
+		Duration: cfg.LatencyWarmup + cfg.LatencyWindow, SnapshotTopic: topic + ".snap", Partitions: cfg.Partitions}
+	if scoring {
+		ps.ChangesTopic, ps.RetargetTopic = topic+".changes", topic+".retarget"
+	}
+	gen, err := b.startWorker(ctx, fmt.Sprintf("u%d-l%s-load", n, pct), cfg.LoadCPUs, workerSpec{Role: roleProduce, Produce: ps})
 	if err != nil {
 		return out, round, err
 	}
@@ -570,7 +632,11 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	case <-pctx.Done():
 		return out, round, pctx.Err()
 	}
-	if err := errors.Join(ing.send(cmdStart), gen.send(cmdStart)); err != nil {
+	starts := []error{ing.send(cmdStart), gen.send(cmdStart)}
+	if sc != nil {
+		starts = append(starts, sc.send(cmdStart))
+	}
+	if err := errors.Join(starts...); err != nil {
 		return out, round, err
 	}
 	windowStart := time.Now()
@@ -599,9 +665,27 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 		return out, round, err
 	}
 	time.Sleep(500 * time.Millisecond)
+	// The ingester first, then the scorer (it scores the snapshot topic
+	// to its end before it reports), then the generator (it reads the
+	// snapshots and the outputs).
 	var ir ingestResult
 	var pr produceResult
-	if err := errors.Join(ing.stop(pctx, &ir), gen.stop(pctx, &pr)); err != nil {
+	if err := ing.stop(pctx, &ir); err != nil {
+		return out, round, err
+	}
+	if sc != nil {
+		var sr ScoreRun
+		if err := sc.stop(pctx, &sr); err != nil {
+			return out, round, err
+		}
+		out.Score = &sr
+		b.res.Setup.ScoreGOMAXPROCS = sr.Proc.GOMAXPROCS
+		if sr.Unscored > 0 {
+			out.Warning = joinWarning(out.Warning, fmt.Sprintf("the scorer had %d of %d snapshots left to score %.0f s after the ingester drained: "+
+				"it cannot keep up with this load on its CPUs", sr.Unscored, sr.Records, sr.DrainSeconds))
+		}
+	}
+	if err := gen.stop(pctx, &pr); err != nil {
 		return out, round, err
 	}
 	window := genEnd.Sub(windowStart).Seconds()
@@ -609,6 +693,12 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	out.IngestedPerSec = float64(ir.Events) / window
 	out.Durable, out.Emit = ir.Durable.Summary(), pr.Emit.Summary()
 	out.Processed = ir.Processed.Summary()
+	if o := pr.Outputs; o != nil {
+		out.Change, out.Trigger, out.Output = o.Changes.Summary(), o.Triggers.Summary(), o.First.Summary()
+		out.WindowEvents, out.EventsWithOutput = o.WindowEvents, o.EventsWithOutput
+		counts := o.Counts
+		out.Outputs = &counts
+	}
 	out.RoundTripsPerEvent = float64(ir.RoundTrips) / float64(max(ir.Events, 1))
 	out.LoadsPerEvent = float64(ir.Loads) / float64(max(ir.Events, 1))
 	if ir.Flushes > 0 {
@@ -621,10 +711,27 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	out.PeakRSSBytes = ir.Proc.PeakRSSBytes
 	out.LoadGOMAXPROCS = pr.Proc.GOMAXPROCS
 	if pr.Rate < 0.95*out.OfferedPerSec {
-		out.Warning = fmt.Sprintf("the load generator published %s events/s of the %s offered: the run is load-bound, not pipeline-bound",
-			fmtRate(pr.Rate), fmtRate(out.OfferedPerSec))
+		out.Warning = joinWarning(out.Warning, fmt.Sprintf("the load generator published %s events/s of the %s offered: the run is load-bound, not pipeline-bound",
+			fmtRate(pr.Rate), fmtRate(out.OfferedPerSec)))
 	}
 	return out, pr.NextRound, nil
+}
+
+// scoreDrain bounds how long the scorer may take, after the ingester has
+// drained, to score the rest of a latency run's snapshots: as long as the
+// window, at least 30 s (10 s with Quick).
+func scoreDrain(cfg Config) time.Duration {
+	if cfg.Quick {
+		return max(cfg.LatencyWindow, 10*time.Second)
+	}
+	return max(cfg.LatencyWindow, 30*time.Second)
+}
+
+func joinWarning(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
 }
 
 func perMillion(cpuSeconds float64, events int64) float64 {

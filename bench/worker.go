@@ -18,6 +18,7 @@ const (
 	roleRedisFloor   = "redis-floor"
 	roleIngest       = "ingest"
 	roleTrainer      = "trainer"
+	roleScore        = "score"
 )
 
 // workerSpec is the first line a worker reads: its role and settings.
@@ -28,6 +29,7 @@ type workerSpec struct {
 	RedisFloor   *redisSpec    `json:"redis_floor,omitempty"`
 	Ingest       *ingestSpec   `json:"ingest,omitempty"`
 	Trainer      *trainerSpec  `json:"trainer,omitempty"`
+	Score        *scoreSpec    `json:"score,omitempty"`
 	LogLevel     string        `json:"log_level,omitempty"`
 	Timeout      time.Duration `json:"timeout"`
 }
@@ -118,6 +120,8 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		res, err = runIngest(ctx, spec.Ingest, spec.LogLevel, ctl, ready)
 	case spec.Role == roleTrainer && spec.Trainer != nil:
 		res, err = runTrainer(ctx, spec.Trainer, ready)
+	case spec.Role == roleScore && spec.Score != nil:
+		res, err = runScore(ctx, spec.Score, spec.LogLevel, ctl, ready)
 	default:
 		return fmt.Errorf("%w: unknown role %q or missing settings", ErrWorker, spec.Role)
 	}

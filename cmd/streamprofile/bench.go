@@ -36,6 +36,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.BoundedTTL, "bounded-ttl", time.Minute, "user TTL of that repeat")
 	fs.StringVar(&cfg.IngestCPUs, "ingest-cpus", "", "taskset CPU list of the measured process (default: the last CPU; \"-\": not pinned)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "", "taskset CPU list of the load generator (default: the other CPUs; \"-\": not pinned)")
+	fs.StringVar(&cfg.ScoreCPUs, "score-cpus", "", "taskset CPU list of the score role in the latency runs (default: the measured side's, --ingest-cpus; \"-\": not pinned)")
+	fs.BoolVar(&cfg.NoScore, "no-score", false, "leave the score role out of the latency runs (only durable and snapshot-emit latencies)")
+	fs.StringVar(&cfg.Document, "document", "", "also write the benchmark report (BENCHMARKS.md) here at the end of a complete run, plots linked relative to it")
 	fs.BoolVar(&cfg.CompareSnapshotJSON, "compare-snapshot-json", true, "also run the first scale with snapshots encoded by encoding/json (before/after the encoder fix)")
 	fs.IntVar(&cfg.Nice, "nice", 0, "run the workers under nice -n N (negative: higher priority, for a machine shared with other work)")
 	fs.StringVar(&cfg.Profile, "profile", bench.ProfileAuto, "pprof of a re-run: auto (when a throughput target is missed), always or never")
@@ -89,6 +92,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res != nil {
 		fmt.Fprintf(stdout, "bench: %d scale(s) in %s; results in %s (results.json, results.md, plots)\n",
 			len(res.Scales), time.Since(start).Round(time.Second), cfg.OutDir)
+		if cfg.Document != "" && err == nil {
+			fmt.Fprintf(stdout, "bench: report in %s\n", cfg.Document)
+		}
 		missed := 0
 		for _, t := range res.Targets {
 			if !t.Met {

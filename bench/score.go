@@ -1,0 +1,407 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamprofile/streamprofile/app"
+	"github.com/streamprofile/streamprofile/model/inputs"
+	"github.com/streamprofile/streamprofile/model/nn"
+	"github.com/streamprofile/streamprofile/model/registry"
+	"github.com/streamprofile/streamprofile/sink/scorer"
+	"github.com/streamprofile/streamprofile/stream"
+)
+
+// scoreSpec configures the measured scorer: app.Scorer (the score role)
+// with the production defaults, reading the ingester's snapshot topic.
+type scoreSpec struct {
+	Brokers       []string `json:"brokers"`
+	Redis         string   `json:"redis"`
+	DB            int      `json:"db"`
+	Group         string   `json:"group"`
+	Prefix        string   `json:"prefix"`
+	SnapshotTopic string   `json:"snapshot_topic"`
+	ChangesTopic  string   `json:"changes_topic"`
+	RetargetTopic string   `json:"retarget_topic"`
+	Partitions    int      `json:"partitions"`
+	// Drain bounds how long the scorer, told to stop, may take to score
+	// the snapshot topic to its end.
+	Drain time.Duration `json:"drain"`
+}
+
+// ScoreRun is the score role's report over a latency run.
+type ScoreRun struct {
+	// Snapshots scored over the whole run (warm-up included); Records is
+	// the snapshot topic's size at the end; Unscored what was left when
+	// the drain bound passed (0: caught up).
+	Snapshots int64 `json:"snapshots"`
+	Records   int64 `json:"records"`
+	Unscored  int64 `json:"unscored"`
+	// DrainSeconds is how long, after the ingester had drained, the scorer
+	// took to score the rest.
+	DrainSeconds float64 `json:"drain_seconds"`
+	Timers       int64   `json:"timers"`
+	Changes      int64   `json:"changes"`
+	Triggers     int64   `json:"triggers"`
+	Suppressed   int64   `json:"suppressed"`
+	ModelVersion int64   `json:"model_version"`
+	// HandleMeanUs is the mean time to handle one snapshot in the engine
+	// (score, explain, segments, triggers; no I/O), ExplainMeanUs the
+	// mean explanation.
+	HandleMeanUs  float64 `json:"handle_mean_us"`
+	ExplainMeanUs float64 `json:"explain_mean_us"`
+	// CPUSecondsPerMillion is the process's CPU time per million
+	// snapshots scored over the measured window.
+	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
+	CPUUtilisation       float64   `json:"cpu_utilisation"`
+	Proc                 ProcStats `json:"proc"`
+}
+
+// benchChampion returns a directory registry (to be removed by the
+// caller) whose champion is the default architecture trained for one pass
+// over the sample's snapshots with labels taken from the sample (a later
+// purchase by the user), so the scorer scores, explains and triggers as it
+// does in production.
+func benchChampion(ctx context.Context) (string, error) {
+	sample, err := LoadSample()
+	if err != nil {
+		return "", err
+	}
+	snaps := sampleSnapshots(sample)
+	arch := inputs.DefaultArch()
+	enc, err := inputs.New(arch)
+	if err != nil {
+		return "", err
+	}
+	lastBuy := map[string]int64{}
+	for i := range snaps {
+		if snaps[i].Type == string(stream.TypePurchase) {
+			lastBuy[snaps[i].User] = snaps[i].TS.UnixMilli()
+		}
+	}
+	exs := make([]nn.Example, len(snaps))
+	for i := range snaps {
+		exs[i] = enc.Encode(&snaps[i])
+		later := 0.0
+		if lastBuy[snaps[i].User] > snaps[i].TS.UnixMilli() {
+			later = 1
+		}
+		exs[i].Labels = make([]float64, len(arch.Heads))
+		exs[i].Mask = make([]bool, len(arch.Heads))
+		for h := range arch.Heads {
+			exs[i].Labels[h], exs[i].Mask[h] = later, true
+		}
+	}
+	net, err := nn.NewNetwork(arch)
+	if err != nil {
+		return "", err
+	}
+	defer net.Close()
+	for i := 0; i+arch.BatchSize <= len(exs); i += arch.BatchSize {
+		if _, err := net.TrainBatch(exs[i : i+arch.BatchSize]); err != nil {
+			return "", err
+		}
+	}
+	m, err := net.Snapshot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "streamprofile-bench-champion-")
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	backend, err := registry.NewDirBackend(dir)
+	if err != nil {
+		return fail(err)
+	}
+	reg, err := registry.New(registry.Config{Backend: backend})
+	if err != nil {
+		return fail(err)
+	}
+	v, err := reg.Create(ctx, registry.Version{SchemaHash: enc.SchemaHash(), Arch: arch, Examples: int64(len(exs))}, m, nil)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := reg.Promote(ctx, v.Number, "bench"); err != nil {
+		return fail(err)
+	}
+	return dir, nil
+}
+
+func runScore(ctx context.Context, spec *scoreSpec, logLevel string, ctl *control, ready func() error) (*ScoreRun, error) {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(logLevel))
+	if logLevel == "" {
+		lv = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	dir, err := benchChampion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bench: champion: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	s, err := app.NewScorer(app.ScoreConfig{
+		Brokers: spec.Brokers, Group: spec.Group, Partitions: spec.Partitions,
+		Redis: app.RedisConfig{Addr: spec.Redis, DB: spec.DB}, Registry: app.RegistryConfig{Dir: dir},
+		DisableErasures: true,
+		Scorer: scorer.Config{Topic: spec.SnapshotTopic, ChangesTopic: spec.ChangesTopic,
+			RetargetTopic: spec.RetargetTopic, Prefix: spec.Prefix},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	runCtx, stop := context.WithCancel(gctx)
+	defer stop()
+	g.Go(func() error { return app.ServeScorer(runCtx, s, nil) })
+	// Ready once every partition is assigned and the champion is loaded.
+	for len(s.Group().Assigned()) < spec.Partitions || s.Champion().Load() == nil {
+		select {
+		case <-gctx.Done():
+			stop()
+			return nil, errors.Join(g.Wait(), gctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := ready(); err != nil {
+		return nil, err
+	}
+	var cpu0 time.Duration
+	var st0 scorer.Stats
+	select {
+	case <-ctl.start:
+		cpu0, st0 = cpuTime(), s.Stats()
+	case <-ctl.stop:
+		return nil, fmt.Errorf("%w: stopped before start", ErrWorker)
+	case <-gctx.Done():
+		return nil, errors.Join(g.Wait(), gctx.Err())
+	}
+	start := time.Now()
+	select {
+	case <-ctl.stop:
+	case <-gctx.Done():
+		return nil, errors.Join(g.Wait(), gctx.Err())
+	}
+	// Score the snapshot topic to its end (the ingester has drained).
+	stopAt := time.Now()
+	records, err := topicSize(gctx, spec.Brokers, spec.SnapshotTopic, spec.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	done := func(st scorer.Stats) bool { return st.Snapshots+st.Invalid+st.Replayed >= records }
+	deadline := time.Now().Add(spec.Drain)
+	for !done(s.Stats()) && time.Now().Before(deadline) && gctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The last changes and triggers go out at the next flush.
+	time.Sleep(2 * scorer.Config{}.WithDefaults().FlushInterval)
+	st := s.Stats()
+	el := time.Since(start)
+	res := &ScoreRun{Snapshots: st.Snapshots, Records: records, DrainSeconds: time.Since(stopAt).Seconds(),
+		Timers: st.Timers, ModelVersion: st.ModelVersion,
+		HandleMeanUs: float64(st.HandleMean) / 1e3, ExplainMeanUs: float64(st.ExplainMean) / 1e3,
+		Proc: procStats(cpuTime() - cpu0)}
+	res.Unscored = max(0, records-(st.Snapshots+st.Invalid+st.Replayed))
+	for _, seg := range st.Segments {
+		res.Changes += seg.Enters + seg.Exits
+	}
+	for _, n := range st.Triggers {
+		res.Triggers += n
+	}
+	for _, n := range st.SuppressedTotal() {
+		res.Suppressed += n
+	}
+	res.CPUSecondsPerMillion = perMillion(res.Proc.CPUSeconds, st.Snapshots-st0.Snapshots)
+	res.CPUUtilisation = ratio(res.Proc.CPUSeconds, el.Seconds())
+	stop()
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return res, nil
+}
+
+// topicSize returns the number of records in topic (partitions 0..n−1,
+// all written since offset 0).
+func topicSize(ctx context.Context, brokers []string, topic string, partitions int) (int64, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return 0, fmt.Errorf("bench: offsets of %s: %w", topic, err)
+	}
+	var n int64
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return 0, po.Error
+		}
+		n += po.LastOffset
+	}
+	return n, nil
+}
+
+// outputLatencies is what the load generator measures on the score role's
+// output topics after the window.
+type outputLatencies struct {
+	// Changes, Triggers: event append → record timestamp of every change
+	// and trigger an event appended in the window caused (matched by
+	// header scorer.HeaderSourceEvent to the event's snapshot).
+	Changes  Histogram `json:"changes"`
+	Triggers Histogram `json:"triggers"`
+	// First: event append → its first change or trigger, once per event
+	// that caused any.
+	First Histogram `json:"first"`
+	// WindowEvents are the snapshots of events appended in the window;
+	// EventsWithOutput those of them that caused a change or trigger.
+	WindowEvents     int64        `json:"window_events"`
+	EventsWithOutput int64        `json:"events_with_output"`
+	Counts           OutputCounts `json:"counts"`
+}
+
+// OutputCounts counts the records of the score role's output topics over
+// a whole latency run (warm-up and timers included).
+type OutputCounts struct {
+	ChangeRecords  int64 `json:"change_records"`
+	TriggerRecords int64 `json:"trigger_records"`
+	// FromTimers have no source event (timers, retention); Unmatched name
+	// a source event without a snapshot in the snapshot topic (0 unless
+	// records were lost).
+	FromTimers int64 `json:"from_timers"`
+	Unmatched  int64 `json:"unmatched"`
+}
+
+// readTopic calls fn for every record of topic (partitions 0..n−1) up to
+// its end at the time of the call, one partition at a time.
+func readTopic(ctx context.Context, brokers []string, topic string, partitions int, fn func(m *kafka.Message)) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range reqs {
+		reqs[p] = kafka.LastOffsetOf(p)
+	}
+	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return fmt.Errorf("bench: offsets of %s: %w", topic, err)
+	}
+	for _, po := range offs.Topics[topic] {
+		if po.Error != nil {
+			return po.Error
+		}
+		if po.LastOffset <= 0 {
+			continue
+		}
+		err := func() error {
+			r := kafka.NewReader(kafka.ReaderConfig{
+				Brokers: brokers, Topic: topic, Partition: po.Partition,
+				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
+			})
+			defer r.Close()
+			for {
+				m, err := r.FetchMessage(ctx)
+				if err != nil {
+					return fmt.Errorf("bench: read %s: %w", topic, err)
+				}
+				fn(&m)
+				if m.Offset+1 >= po.LastOffset {
+					return nil
+				}
+			}
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sourceEvent returns m's scorer.HeaderSourceEvent.
+func sourceEvent(m *kafka.Message) (string, bool) {
+	for _, h := range m.Headers {
+		if h.Key == scorer.HeaderSourceEvent {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// measureOutputs matches every change and trigger to the event behind it:
+// appended maps every snapshot's (event's) id to its clickstream append
+// time (unix ns); only events appended at or after from (unix ns) are
+// measured.
+func measureOutputs(ctx context.Context, spec *produceSpec, appended map[string]int64, from int64) (outputLatencies, error) {
+	var out outputLatencies
+	for _, t := range appended {
+		if t >= from {
+			out.WindowEvents++
+		}
+	}
+	first := map[string]int64{}
+	read := func(topic string, h *Histogram, records *int64) error {
+		return readTopic(ctx, spec.Brokers, topic, spec.Partitions, func(m *kafka.Message) {
+			*records++
+			id, ok := sourceEvent(m)
+			if !ok {
+				out.Counts.FromTimers++
+				return
+			}
+			app, ok := appended[id]
+			if !ok {
+				out.Counts.Unmatched++
+				return
+			}
+			if app < from {
+				return
+			}
+			t := m.Time.UnixNano()
+			h.Observe(time.Duration(t - app))
+			if f, ok := first[id]; !ok || t < f {
+				first[id] = t
+			}
+		})
+	}
+	if err := read(spec.ChangesTopic, &out.Changes, &out.Counts.ChangeRecords); err != nil {
+		return out, err
+	}
+	if err := read(spec.RetargetTopic, &out.Triggers, &out.Counts.TriggerRecords); err != nil {
+		return out, err
+	}
+	for id, t := range first {
+		out.First.Observe(time.Duration(t - appended[id]))
+	}
+	out.EventsWithOutput = int64(len(first))
+	return out, nil
+}
+
+// snapshotIDField precedes the event id in an encoded snapshot.
+var snapshotIDField = []byte(`"id":"`)
+
+// snapshotID extracts Snapshot.ID from an encoded snapshot without
+// decoding the rest (the first "id" key: the snapshot's own; "item_id" and
+// the like do not match).
+func snapshotID(v []byte) (string, bool) {
+	i := bytes.Index(v, snapshotIDField)
+	if i < 0 {
+		return "", false
+	}
+	rest := v[i+len(snapshotIDField):]
+	j := bytes.IndexAny(rest, `"\`)
+	if j < 0 || rest[j] != '"' {
+		return "", false // escaped ids are not produced by the bench
+	}
+	return string(rest[:j]), true
+}
