@@ -1,5 +1,5 @@
 // Package faults is streamprofile's fault suite: end-to-end tests that run
-// the ingest (and train) role as separate processes against the real Kafka
+// the ingest (train, score) role as separate processes against the real Kafka
 // broker and Redis servers of scripts/testenv.sh, inject a fault, and check
 // the outcome against references that share no code with the pipeline.
 //
@@ -50,7 +50,9 @@
 //     repeatedly, and restarted.
 //   - TestTrainerSIGKILL: the trainer SIGKILLed repeatedly while it learns
 //     from the examples the ingester produced; every example learnt once.
-//   - TestScorerSIGKILL: skipped, its message says why.
+//   - TestScorerSIGKILL: the score role (app.Scorer) SIGKILLed at random
+//     moments, repeatedly, and restarted; its changes, triggers and
+//     memberships compared with an uninterrupted scorer's.
 //   - TestKafkaRestartMidStream: the broker stopped and started again.
 //   - TestRedisRestartMidStream: redis-server (append-only file on)
 //     restarted mid-stream.

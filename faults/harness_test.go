@@ -32,6 +32,7 @@ import (
 	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/trainer"
 	"github.com/streamprofile/streamprofile/pipeline"
+	"github.com/streamprofile/streamprofile/sink/scorer"
 	"github.com/streamprofile/streamprofile/stream"
 	"github.com/streamprofile/streamprofile/stream/source"
 )
@@ -68,9 +69,9 @@ func TestMain(m *testing.M) {
 
 // childSpec is the configuration handed to a child process.
 type childSpec struct {
-	Role         string // "ingest" or "train"
+	Role         string // "ingest", "train" or "score"
 	Brokers      []string
-	Topic        string // ingest: the clickstream topic; train: the examples topic
+	Topic        string // ingest: the clickstream topic; train and score: the examples topic
 	Group        string
 	Redis        string
 	DB           int
@@ -79,6 +80,11 @@ type childSpec struct {
 	TTL          time.Duration
 	RedisTimeout time.Duration
 	StatsFile    string
+	// Score role: the output and erasure topics, and the model registry's
+	// directory.
+	Changes, Retarget, Erasures string
+	RegistryDir                 string
+	Segments                    string // the segment catalogue file
 }
 
 // childStats is what an ingester child reports in its stats file.
@@ -104,6 +110,8 @@ func runChild(raw string) int {
 		err = runIngester(ctx, s, log)
 	case "train":
 		err = runTrainer(ctx, s, log)
+	case "score":
+		err = runScorer(ctx, s, log)
 	default:
 		err = fmt.Errorf("unknown role %q", s.Role)
 	}
@@ -186,6 +194,36 @@ func runTrainer(ctx context.Context, s childSpec, log *slog.Logger) error {
 	}
 	defer tr.Close()
 	return tr.Run(ctx)
+}
+
+// scorerConfig is the score role of the fault cases: production defaults,
+// the champion read from a registry directory and the catalogue from a
+// file (see TestScorerSIGKILL), except that an idle
+// partition's clock never follows wall time (IdleAfter 1000 h), so that
+// the changes and triggers depend on the snapshots alone and a run that is
+// killed and restarted can be compared with one that is not.
+func scorerConfig(s childSpec) app.ScoreConfig {
+	return app.ScoreConfig{
+		Brokers: s.Brokers, Group: s.Group, SessionTimeout: 6 * time.Second,
+		Redis:        app.RedisConfig{Addr: s.Redis, DB: s.DB, Timeout: s.RedisTimeout},
+		Registry:     app.RegistryConfig{Dir: s.RegistryDir},
+		ErasureTopic: s.Erasures,
+		SegmentsFile: s.Segments,
+		Scorer: scorer.Config{Topic: s.Topic, ChangesTopic: s.Changes, RetargetTopic: s.Retarget, Prefix: s.Prefix,
+			IdleAfter: 1000 * time.Hour},
+	}
+}
+
+// runScorer runs the score role until SIGTERM (or SIGKILL).
+func runScorer(ctx context.Context, s childSpec, log *slog.Logger) error {
+	cfg := scorerConfig(s)
+	cfg.Logger = log
+	sc, err := app.NewScorer(cfg)
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	return sc.Run(ctx)
 }
 
 // proc is a running child process.
