@@ -112,82 +112,24 @@ func (p *processor) Run(ctx context.Context, feed *stream.Feed) (err error) {
 		}
 	}()
 	cfg := &p.t.cfg
-	// The step under way and the final flush outlive the end of the
-	// generation (gen), within ShutdownTimeout: a partition is handed over
-	// flushed, not left to its next owner to redo (which would also repeat
-	// its emitted records). Redis and Kafka timeouts bound each step.
-	gen := ctx
-	ctx, stopWork := context.WithCancel(context.WithoutCancel(gen))
-	defer stopWork()
-	defer context.AfterFunc(gen, func() { time.AfterFunc(cfg.ShutdownTimeout, stopWork) })()
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	batch := make([]kafka.Message, 0, cfg.MaxBatch)
-	msgs := feed.Messages()
-	for {
-		if gen.Err() != nil {
-			return p.flush(ctx, feed)
-		}
-		batch = batch[:0]
-		var deadline <-chan time.Time
-		if p.unflushed() {
-			wait := cfg.FlushInterval - time.Since(p.firstPend)
-			if wait <= 0 {
-				if err := p.flush(ctx, feed); err != nil {
-					return err
-				}
-				continue
-			}
-			timer.Reset(wait)
-			deadline = timer.C
-		}
-		select {
-		case <-gen.Done():
-			return p.flush(ctx, feed)
-		case err := <-feed.Errors():
-			return err
-		case <-deadline:
-			if err := p.flush(ctx, feed); err != nil {
-				return err
-			}
-			continue
-		case m, ok := <-msgs:
-			if !ok {
-				return p.flush(ctx, feed)
-			}
-			batch = append(batch, m)
-		}
-		if deadline != nil && !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		// Drain what is already queued, up to MaxBatch.
-	drain:
-		for len(batch) < cfg.MaxBatch {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		if err := p.process(ctx, batch); err != nil {
-			return err
-		}
-		feed.Processed(&batch[len(batch)-1])
-		if p.pending >= cfg.FlushEvents {
-			if err := p.flush(ctx, feed); err != nil {
-				return err
-			}
-		}
-	}
+	return feed.RunBatches(ctx, stream.BatchConfig{
+		MaxBatch: cfg.MaxBatch, FlushInterval: cfg.FlushInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+	}, batches{p, feed})
 }
+
+// batches drives the processor with stream.Feed.RunBatches.
+type batches struct {
+	p    *processor
+	feed *stream.Feed
+}
+
+func (b batches) Process(ctx context.Context, batch []kafka.Message) error {
+	return b.p.process(ctx, batch)
+}
+func (b batches) Unflushed() (time.Time, bool)            { return b.p.firstPend, b.p.unflushed() }
+func (b batches) Full() bool                              { return b.p.pending >= b.p.t.cfg.FlushEvents }
+func (b batches) Flush(ctx context.Context, _ bool) error { return b.p.flush(ctx, b.feed) }
+func (b batches) Tick()                                   {}
 
 // kind says what a record is.
 type kind uint8
