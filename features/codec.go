@@ -7,8 +7,12 @@ import (
 	"math"
 )
 
-// stateFormat is the version byte of the binary state encoding.
-const stateFormat = 1
+// stateFormat is the version byte of the binary state encoding. Format 1
+// (before State.Recent) still decodes, with no recent views.
+const (
+	stateFormat   = 2
+	stateFormatV1 = 1
+)
 
 // Limits on decoded collection sizes, far above what the config allows, so a
 // corrupt value cannot make the decoder allocate without bound.
@@ -101,6 +105,14 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(s.MergedInto)))
 	b = append(b, s.MergedInto...)
 	b = binary.AppendUvarint(b, uint64(s.MergedRoute))
+	b = binary.AppendUvarint(b, uint64(len(s.Recent)))
+	var prevTs int64
+	for _, v := range s.Recent {
+		b = binary.AppendUvarint(b, uint64(len(v.Item)))
+		b = append(b, v.Item...)
+		b = binary.AppendVarint(b, v.Ts-prevTs)
+		prevTs = v.Ts
+	}
 	return b, nil
 }
 
@@ -108,11 +120,12 @@ func (s *State) AppendBinary(b []byte) ([]byte, error) {
 // yields an error wrapping ErrCorruptState, never a panic.
 func (s *State) UnmarshalBinary(data []byte) error {
 	r := reader{b: data}
-	if v := r.byte(); v != stateFormat {
+	format := r.byte()
+	if format != stateFormat && format != stateFormatV1 {
 		if r.err != nil {
 			return r.err
 		}
-		return fmt.Errorf("%w: unknown format %d", ErrCorruptState, v)
+		return fmt.Errorf("%w: unknown format %d", ErrCorruptState, format)
 	}
 	var n State
 	for _, p := range [...]*int64{&n.Views, &n.Carts, &n.Removes, &n.Purchases, &n.Searches, &n.Reviews, &n.Units,
@@ -192,6 +205,25 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		n.MergedRoute = uint32(v)
 	} else {
 		r.fail("route")
+	}
+	if format >= 2 {
+		k := r.count()
+		if k > RecentViews+1 {
+			r.fail("recent views")
+			k = 0
+		}
+		if k > 0 {
+			n.Recent = make([]RecentView, k)
+			var prev int64
+			for i := range n.Recent {
+				n.Recent[i].Item = r.str()
+				prev += r.varint()
+				n.Recent[i].Ts = prev
+				if i > 0 && r.err == nil && !recentBefore(n.Recent[i-1], n.Recent[i]) {
+					r.fail("recent views order")
+				}
+			}
+		}
 	}
 	if r.err != nil {
 		return r.err

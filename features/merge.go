@@ -56,6 +56,9 @@ func (s *State) Merge(o *State, env Env) {
 	for _, h := range o.Items {
 		s.addItemHash(h, cfg)
 	}
+	for _, v := range o.Recent {
+		s.addRecent(v)
+	}
 	for i := range s.Aff {
 		s.Aff[i].merge(&o.Aff[i], cfg)
 	}

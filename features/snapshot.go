@@ -10,8 +10,13 @@ import (
 	"github.com/streamprofile/streamprofile/stream"
 )
 
-// SnapshotVersion is the version of the Snapshot message format.
-const SnapshotVersion = 1
+// SnapshotVersion is the version of the Snapshot message format. Version 2
+// added Recent; DecodeSnapshot still accepts version 1 snapshots (whose
+// Recent is unknown, not empty).
+const SnapshotVersion = 2
+
+// SnapshotVersionNoRecent is the last snapshot version without Recent.
+const SnapshotVersionNoRecent = 1
 
 // Snapshot is a user's profile right after one event, as the ingester
 // publishes it to the `profile-examples` topic (keyed by user). The trainer
@@ -35,6 +40,13 @@ type Snapshot struct {
 	Features map[string]float64 `json:"features"`
 	// Tokens are the top affinity names by dimension (see Dims).
 	Tokens map[string][]string `json:"tokens,omitempty"`
+	// Recent, on a view, lists the items the user viewed before it, oldest
+	// first: at most RecentViews distinct items other than the event's own,
+	// ranked by the event time of their latest view (State.Recent,
+	// State.AppendRecentBefore). It is a function of the user's events
+	// alone, so a replay repeats it. Empty on other events, and on views
+	// of version 1 snapshots, which did not carry it.
+	Recent []string `json:"recent_items,omitempty"`
 	// AdsOff is true when the user's last consent withdrew ads.
 	AdsOff bool `json:"ads_off,omitempty"`
 	// Source locates the clickstream record: its topic, partition, offset
@@ -65,6 +77,9 @@ func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src Snap
 	}
 	if ev.Type == stream.TypePurchase {
 		s.Amount = float64(ev.AmountMicros()) / 1e6
+	}
+	if ev.Type == stream.TypeView && ev.ItemID != "" {
+		s.Recent = st.AppendRecentBefore(nil, ev.ItemID)
 	}
 	var scratch [maxInsertionTopK]int32
 	for i, d := range Dims {
@@ -104,8 +119,10 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
 	switch {
-	case s.Version != SnapshotVersion:
+	case s.Version != SnapshotVersion && s.Version != SnapshotVersionNoRecent:
 		return Snapshot{}, fmt.Errorf("%w: version %d", ErrBadSnapshot, s.Version)
+	case len(s.Recent) > RecentViews:
+		return Snapshot{}, fmt.Errorf("%w: %d recent items (at most %d)", ErrBadSnapshot, len(s.Recent), RecentViews)
 	case s.ID == "" || s.User == "":
 		return Snapshot{}, fmt.Errorf("%w: missing id or user_id", ErrBadSnapshot)
 	case s.TS.IsZero():

@@ -48,7 +48,8 @@ var sortedDims, sortedDimKeys = func() ([]int, [][]byte) {
 // call, so a SnapshotEncoder is not safe for concurrent use; the zero value
 // is ready to use.
 type SnapshotEncoder struct {
-	top [len(Dims)][]int32 // scratch: top-K entry indexes per dimension
+	top    [len(Dims)][]int32 // scratch: top-K entry indexes per dimension
+	recent []string           // scratch: the recent items
 }
 
 // Append appends the message value of the snapshot of st right after ev
@@ -144,6 +145,10 @@ func (e *SnapshotEncoder) Append(b []byte, ev *stream.Event, user string, st *St
 			b = append(b, ']')
 		}
 		b = append(b, '}')
+	}
+	if ev.Type == stream.TypeView && ev.ItemID != "" {
+		e.recent = st.AppendRecentBefore(e.recent[:0], ev.ItemID)
+		b = appendJSONRecent(b, e.recent)
 	}
 	if st.AdsOff {
 		b = append(b, `,"ads_off":true`...)

@@ -101,6 +101,7 @@ func (s *Snapshot) appendJSON(b []byte) ([]byte, error) {
 		}
 		b = append(b, '}')
 	}
+	b = appendJSONRecent(b, s.Recent)
 	if s.AdsOff {
 		b = append(b, `,"ads_off":true`...)
 	}
@@ -115,6 +116,21 @@ func (s *Snapshot) appendJSON(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, "}}"...), nil
+}
+
+// appendJSONRecent writes the recent_items field unless list is empty.
+func appendJSONRecent(b []byte, list []string) []byte {
+	if len(list) == 0 {
+		return b
+	}
+	b = append(b, `,"recent_items":[`...)
+	for i, x := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, x)
+	}
+	return append(b, ']')
 }
 
 // appendJSONFeatures writes m with its keys sorted, as encoding/json does.

@@ -91,6 +91,8 @@ func TestSnapshotEncodeEqualsMarshalOnEdgeCases(t *testing.T) {
 		"every optional field": func(s *features.Snapshot) {
 			s.ItemID, s.Category, s.Brand, s.Price, s.Amount, s.AdsOff = "i", "c", "b", 1.5, 3, true
 		},
+		"recent items":            func(s *features.Snapshot) { s.Recent = []string{"a", "b\u2028\"", ""} },
+		"empty recent items":      func(s *features.Snapshot) { s.Recent = []string{} },
 		"negative price":          func(s *features.Snapshot) { s.Price, s.Amount = -2, -0.0000001 },
 		"NaN feature (error)":     func(s *features.Snapshot) { s.Features = map[string]float64{"views_total": math.NaN()} },
 		"Inf price (error)":       func(s *features.Snapshot) { s.Price = math.Inf(1) },
@@ -103,6 +105,7 @@ func TestSnapshotEncodeEqualsMarshalOnEdgeCases(t *testing.T) {
 			s.ID, s.User, s.Type, s.ItemID, s.Category, s.Brand, s.Source.Topic = str, str, str, str, str, str, str
 			s.Features = map[string]float64{str: 1}
 			s.Tokens = map[string][]string{str: {str, str}}
+			s.Recent = []string{str, str}
 		}
 	}
 	for i, f := range awkwardFloats {
@@ -144,7 +147,7 @@ func FuzzSnapshotEncode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, str, key string, v float64, offset, unixNanos int64) {
 		s := features.Snapshot{Version: 1, ID: str, User: key, TS: time.Unix(0, unixNanos).UTC(), Type: string(stream.TypeView),
 			ItemID: str, Price: v, Amount: -v, Features: map[string]float64{key: v, "views_total": v / 3, str: 1},
-			Tokens: map[string][]string{key: {str}, "brand": {key, str}},
+			Tokens: map[string][]string{key: {str}, "brand": {key, str}}, Recent: []string{key, str},
 			Source: features.SnapshotSource{Topic: key, Partition: int(offset % 1000), Offset: offset, Appended: time.Unix(0, -unixNanos)}}
 		requireSameAsMarshal(t, &s)
 	})

@@ -72,6 +72,13 @@ type State struct {
 	// Items is the sorted set of murmur3-64 hashes of item ids seen.
 	Items []uint64
 
+	// Recent holds the most recently viewed distinct items: each item at
+	// the event time of its latest view, ordered by (time, item id),
+	// oldest first, at most RecentViews+1 of them (one more than a
+	// snapshot carries, so that the views before any one view are known:
+	// see RecentBefore). Arrival order does not matter.
+	Recent []RecentView
+
 	// Affinity maps, one per entry of Dims.
 	Aff [len(Dims)]affinity
 
@@ -265,6 +272,7 @@ func (s *State) Apply(ev *stream.Event, env Env) Outcome {
 		s.Views24m.add(t/bucket24h, 1)
 		s.Views168m.add(t/bucket7d, 1)
 		s.item(ev.ItemID, cfg)
+		s.view(ev.ItemID, t)
 		s.credit(ev, weightView, t, cfg)
 	case stream.TypeCart:
 		s.Carts++
@@ -351,6 +359,79 @@ func (s *State) item(id string, cfg *Config) {
 		return
 	}
 	s.addItemHash(murmur3.StringSum64(id), cfg)
+}
+
+// RecentViews is how many recently viewed items a snapshot carries.
+const RecentViews = 5
+
+// RecentView is an item viewed and the event time (unix ms) of its latest
+// view.
+type RecentView struct {
+	Item string
+	Ts   int64
+}
+
+// recentBefore reports whether a ranks before (is older than) b.
+func recentBefore(a, b RecentView) bool {
+	return a.Ts < b.Ts || a.Ts == b.Ts && a.Item < b.Item
+}
+
+// view records a view of item at t in Recent. The result is the
+// RecentViews+1 items with the latest views whatever the order of the
+// views: an item keeps its latest view time, and an item dropped from the
+// list had an older latest view than every item kept.
+func (s *State) view(item string, t int64) {
+	if item == "" {
+		return
+	}
+	s.addRecent(RecentView{Item: item, Ts: t})
+}
+
+func (s *State) addRecent(v RecentView) {
+	for i, x := range s.Recent {
+		if x.Item != v.Item {
+			continue
+		}
+		if !recentBefore(x, v) {
+			return
+		}
+		s.Recent = append(s.Recent[:i], s.Recent[i+1:]...)
+		break
+	}
+	i := sort.Search(len(s.Recent), func(i int) bool { return recentBefore(v, s.Recent[i]) })
+	s.Recent = append(s.Recent, RecentView{})
+	copy(s.Recent[i+1:], s.Recent[i:])
+	s.Recent[i] = v
+	if n := len(s.Recent) - (RecentViews + 1); n > 0 {
+		s.Recent = append(s.Recent[:0], s.Recent[n:]...)
+	}
+}
+
+// AppendRecentBefore appends to dst the items of the user's latest
+// RecentViews views before a view of item, oldest first: the distinct
+// items other than item, each ranked by the event time of its latest view
+// (ties: smaller id first). Called right after the view of item was
+// applied, it gives the items viewed before it, as far as Recent keeps
+// them (at most RecentViews).
+func (s *State) AppendRecentBefore(dst []string, item string) []string {
+	n := 0
+	for _, x := range s.Recent {
+		if x.Item != item {
+			n++
+		}
+	}
+	skip := max(0, n-RecentViews)
+	for _, x := range s.Recent {
+		if x.Item == item {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		dst = append(dst, x.Item)
+	}
+	return dst
 }
 
 func (s *State) credit(ev *stream.Event, w float64, t int64, cfg *Config) {
