@@ -101,6 +101,14 @@
 // popularity, co-occurrence, last prices and price watchers) are learnt
 // per partition and bounded (ItemsConfig); they are saved with the
 // checkpoint every SaveInterval and relearnt from there after a restart.
+// The table is a function of the snapshots in offset order: a view's
+// co-occurrences are with the items its snapshot lists as viewed before it
+// (features.Snapshot.Recent, version 2), not with the scorer's own state
+// of the user, so records relearnt after a restart teach exactly what they
+// taught the first time, and a restarted scorer recommends what an
+// uninterrupted one does. (Version 1 snapshots fall back to the user's
+// recent items where the user is applied, and teach no co-occurrence when
+// relearnt.)
 //
 // A trigger is suppressed, and counted by reason, when the user's last
 // snapshot says AdsOff (consent), within Quiet after the user's last

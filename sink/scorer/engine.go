@@ -106,11 +106,13 @@ func (e *engine) markDirty(u *user) {
 }
 
 // learn updates the item statistics from a snapshot whose effects on its
-// user are already stored (a replayed record).
+// user are already stored (a replayed record). The item table learns from
+// the snapshot alone (its recent items), as snapshot does, so relearning
+// after a restart rebuilds the table the uninterrupted scorer has.
 func (e *engine) learn(s *features.Snapshot) {
 	ts := s.TS.UnixMilli()
 	typ := stream.EventType(s.Type)
-	e.items.observe(s.ItemID, s.Category, typ, s.Price, ts, nil)
+	e.items.observe(s.ItemID, s.Category, typ, s.Price, ts, s.Recent)
 	switch {
 	case typ == stream.TypeView && s.ItemID != "" && s.Price > 0:
 		e.items.watch(s.ItemID, s.User, ts)
@@ -143,7 +145,14 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 	}
 	u.exServed = e.net.served
 	typ := stream.EventType(s.Type)
-	prev := e.items.observe(s.ItemID, s.Category, typ, s.Price, ts, u.st.Recent)
+	// The items viewed before this event come with the snapshot (version
+	// 2), so the item table is a function of the snapshots in offset
+	// order; a version 1 snapshot falls back to the user's own list.
+	recent := s.Recent
+	if s.Version == features.SnapshotVersionNoRecent {
+		recent = u.st.Recent
+	}
+	prev := e.items.observe(s.ItemID, s.Category, typ, s.Price, ts, recent)
 	u.st.observe(s, &e.vec)
 	u.st.Net, u.st.Model, u.st.Explain = net, e.net.version(), [numHeads][]contribution{}
 	if typ == stream.TypeView && u.st.CartAt == 0 && net[headPurchase] >= e.cfg.Triggers.BrowseIntent {

@@ -400,15 +400,22 @@ func (t *itemTable) recommend(u *userState, first []string, n int, at int64) ([]
 	return recs, cats
 }
 
-// itemsFormat is the version byte of the item table encoding.
-const itemsFormat = 1
+// itemsFormat is the version byte of the item table encoding. Format 2
+// added the category and global popular lists, so that a restored table
+// goes on exactly as the saved one would have (they are kept incrementally,
+// and rebuilding them from the items can give other lists); format 1
+// tables still decode, with the lists rebuilt.
+const (
+	itemsFormat   = 2
+	itemsFormatV1 = 1
+)
 
 // maxItemsBytes bounds an encoded item table (far above what the largest
 // configuration writes).
 const maxItemsBytes = 1 << 30
 
 // marshal encodes the table with a string table for item, category and
-// user names. Category and global lists are rebuilt on decoding.
+// user names.
 func (t *itemTable) marshal() []byte {
 	idx := map[string]uint64{}
 	var strs []string
@@ -447,6 +454,23 @@ func (t *itemTable) marshal() []byte {
 			body.v(w.At)
 		}
 	}
+	cats := make([]string, 0, len(t.cats))
+	for c := range t.cats {
+		cats = append(cats, c)
+	}
+	slices.Sort(cats)
+	body.uv(uint64(len(cats)))
+	for _, c := range cats {
+		body.uv(ref(c))
+		body.uv(uint64(len(t.cats[c])))
+		for _, id := range t.cats[c] {
+			body.uv(ref(id))
+		}
+	}
+	body.uv(uint64(len(t.top)))
+	for _, id := range t.top {
+		body.uv(ref(id))
+	}
 	e := enc{b: make([]byte, 0, len(body.b)+16*len(strs)+16)}
 	e.byte1(itemsFormat)
 	e.v(t.now)
@@ -464,7 +488,8 @@ func (t *itemTable) unmarshal(b []byte) error {
 		return nil
 	}
 	d := dec{b: b}
-	if d.byte1() != itemsFormat {
+	format := d.byte1()
+	if format != itemsFormat && format != itemsFormatV1 {
 		d.fail("unknown item table format")
 		return d.err
 	}
@@ -499,10 +524,33 @@ func (t *itemTable) unmarshal(b []byte) error {
 		}
 		t.m[id] = st
 	}
+	rebuild := format == itemsFormatV1
+	if !rebuild {
+		nc := d.n(maxDecodedList)
+		for i := 0; i < nc && d.err == nil; i++ {
+			c := str()
+			k := d.n(maxDecodedList)
+			list := make([]string, 0, min(k, t.cfg.PerCategory))
+			for j := 0; j < k && d.err == nil; j++ {
+				list = append(list, str())
+			}
+			t.cats[c] = list
+			rebuild = rebuild || k > t.cfg.PerCategory
+		}
+		k := d.n(maxDecodedList)
+		for j := 0; j < k && d.err == nil; j++ {
+			t.top = append(t.top, str())
+		}
+		// Lists beyond this configuration's bounds (it changed since the
+		// save) are rebuilt.
+		rebuild = rebuild || nc > t.cfg.MaxCategories || k > globalTop
+	}
 	if err := d.end(); err != nil {
 		*t = *newItemTable(t.cfg)
 		return err
 	}
-	t.rebuildTops()
+	if rebuild {
+		t.rebuildTops()
+	}
 	return nil
 }

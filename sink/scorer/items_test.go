@@ -146,7 +146,8 @@ func TestItemTableRoundTrip(t *testing.T) {
 func FuzzItemTable(f *testing.F) {
 	cfg := ItemsConfig{MaxItems: 50}.withDefaults()
 	f.Add(randomItems(rand.New(rand.NewPCG(4, 4)), cfg, 300).marshal())
-	f.Add([]byte{itemsFormat, 0, 0, 0})
+	f.Add([]byte{itemsFormat, 0, 0, 0, 0, 0})
+	f.Add([]byte{itemsFormatV1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tab := newItemTable(cfg)
 		if err := tab.unmarshal(b); err != nil {
