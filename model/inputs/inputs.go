@@ -42,11 +42,12 @@ func DefaultNumericFeatures() []string {
 }
 
 // DefaultArch returns the default architecture of the streamprofile
-// network: DefaultNumericFeatures, token fields category, brand and term,
-// heads HeadPurchase and HeadRepeat, and nn's defaults for the rest.
+// network: DefaultNumericFeatures followed by DerivedInputs, token fields
+// category, brand and term, heads HeadPurchase and HeadRepeat, and nn's
+// defaults for the rest.
 func DefaultArch() nn.Arch {
 	return nn.Arch{
-		NumericFeatures: DefaultNumericFeatures(),
+		NumericFeatures: append(DefaultNumericFeatures(), DerivedInputs()...),
 		TokenFields:     []string{features.DimCategory, features.DimBrand, features.DimTerm},
 		Heads:           []string{HeadPurchase, HeadRepeat},
 	}.WithDefaults()
@@ -58,22 +59,80 @@ func Bucket(token string, buckets int) uint32 {
 	return murmur3.StringSum32(token) % uint32(buckets)
 }
 
-// Encoder builds nn.Examples for one architecture. It is immutable and safe
-// for concurrent use.
+// Encoder builds nn.Examples for one architecture and, when the
+// architecture has derived inputs, one BG/NBD fit (WithFit). It is
+// immutable and safe for concurrent use.
 type Encoder struct {
 	arch    nn.Arch
 	numeric []string
+	derived []int // per numeric input: its derived kind, or notDerived
+	anyDer  bool  // some numeric input is derived
 	hash    string
+	fit     *Fit // nil: no fit yet
 }
 
-// New returns an encoder for arch (defaults applied). It returns an error
-// wrapping nn.ErrInvalidArch when arch is invalid.
+// New returns an encoder for arch (defaults applied) without a BG/NBD fit:
+// its derived inputs read as when no fit exists (see Fit). It returns an
+// error wrapping nn.ErrInvalidArch when arch is invalid.
 func New(arch nn.Arch) (*Encoder, error) {
 	a := arch.WithDefaults()
 	if err := a.Validate(); err != nil {
 		return nil, err
 	}
-	return &Encoder{arch: a, numeric: a.NumericFeatures, hash: SchemaHash(a)}, nil
+	e := &Encoder{arch: a, numeric: a.NumericFeatures, derived: make([]int, len(a.NumericFeatures)), hash: SchemaHash(a)}
+	for i, n := range a.NumericFeatures {
+		e.derived[i] = derivedKind(n)
+		e.anyDer = e.anyDer || e.derived[i] != notDerived
+	}
+	return e, nil
+}
+
+// WithFit returns an encoder like e whose derived inputs are computed with
+// fit (copied; nil or invalid: no fit). The trainer binds the fit it has
+// when a snapshot arrives, a served model version the fit stored with it
+// (registry.Version.CLV), so that a version is scored with the inputs it
+// was cut with.
+func (e *Encoder) WithFit(fit *Fit) *Encoder {
+	out := *e
+	out.fit = nil
+	if fit != nil && fit.BGNBD.Validate() == nil {
+		f := Fit{BGNBD: fit.BGNBD}
+		if fit.GammaGamma != nil && fit.GammaGamma.Validate() == nil {
+			gg := *fit.GammaGamma
+			f.GammaGamma = &gg
+		}
+		out.fit = &f
+	}
+	return &out
+}
+
+// Fit returns a copy of the encoder's BG/NBD fit (nil: none).
+func (e *Encoder) Fit() *Fit {
+	if e.fit == nil {
+		return nil
+	}
+	f := *e.fit
+	if f.GammaGamma != nil {
+		gg := *f.GammaGamma
+		f.GammaGamma = &gg
+	}
+	return &f
+}
+
+// SameInputs reports whether e and o encode every snapshot identically:
+// the same schema hash and, when the architecture has derived inputs, the
+// same fit.
+func (e *Encoder) SameInputs(o *Encoder) bool {
+	if e == o {
+		return true
+	}
+	if e == nil || o == nil || e.hash != o.hash {
+		return false
+	}
+	if !e.anyDer {
+		return true
+	}
+	return e.fit.equal(o.fit)
 }
 
 // Arch returns the encoder's architecture, defaults applied.
@@ -107,8 +166,17 @@ func (e *Encoder) EncodeInto(dst nn.Example, s *features.Snapshot) nn.Example {
 }
 
 func (e *Encoder) fill(ex *nn.Example, s *features.Snapshot) {
+	var d derivedValues
+	if e.anyDer {
+		d = e.fit.values(s.Features)
+	}
 	for i, n := range e.numeric {
-		v := s.Features[n]
+		var v float64
+		if k := e.derived[i]; k != notDerived {
+			v = d[k]
+		} else {
+			v = s.Features[n]
+		}
 		if v != v || v > maxAbs || v < -maxAbs { // NaN or absurd
 			v = 0
 		}
@@ -137,6 +205,12 @@ func (e *Encoder) fill(ex *nn.Example, s *features.Snapshot) {
 // maxAbs bounds numeric inputs: larger magnitudes (and ±Inf) read as 0.
 const maxAbs = 1e300
 
+// schemaVersion is the format version SchemaHash fingerprints. Version 2
+// added the derived BG/NBD inputs (DerivedInputs): a version-1 model's
+// numeric names were all snapshot features, so no model of another format
+// is scored with this one's encoder.
+const schemaVersion = 2
+
 // schema is what SchemaHash fingerprints.
 type schema struct {
 	Version     int      `json:"v"`
@@ -150,14 +224,17 @@ type schema struct {
 }
 
 // SchemaHash returns the first 128 bits of the SHA-256, in hex, of the
-// input schema: the format version, the token hashing scheme, the numeric
-// feature names, the token fields and the network's shape (hash buckets,
-// embedding width, hidden layers, heads), with defaults applied. Training
-// settings (learning rate, optimiser, batch size, seed) do not change it:
-// models that differ only in them are interchangeable for a scorer.
+// input schema: the format version (2), the token hashing scheme, the
+// numeric input names (snapshot features and derived inputs), the token
+// fields and the network's shape (hash buckets, embedding width, hidden
+// layers, heads), with defaults applied. Training settings (learning rate,
+// optimiser, batch size, seed) do not change it: models that differ only in
+// them are interchangeable for a scorer. The BG/NBD fit a version's derived
+// inputs are computed with is not part of it: it travels with the version
+// (registry.Version.CLV).
 func SchemaHash(arch nn.Arch) string {
 	a := arch.WithDefaults()
-	b, err := json.Marshal(schema{Version: 1, Hash: "murmur3-32", Numeric: a.NumericFeatures, Tokens: a.TokenFields,
+	b, err := json.Marshal(schema{Version: schemaVersion, Hash: "murmur3-32", Numeric: a.NumericFeatures, Tokens: a.TokenFields,
 		HashBuckets: a.HashBuckets, EmbedDim: a.EmbedDim, Hidden: a.Hidden, Heads: a.Heads})
 	if err != nil { // an Arch always encodes
 		return fmt.Sprintf("unencodable: %v", err)

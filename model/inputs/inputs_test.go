@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/clv"
 	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/nn"
 )
@@ -110,7 +111,7 @@ func TestBucketIsMurmur3InRange(t *testing.T) {
 func TestSchemaHash(t *testing.T) {
 	base := inputs.DefaultArch()
 	h := inputs.SchemaHash(base)
-	if h != inputs.SchemaHash(nn.Arch{NumericFeatures: inputs.DefaultNumericFeatures(), Heads: base.Heads}) {
+	if h != inputs.SchemaHash(nn.Arch{NumericFeatures: append(inputs.DefaultNumericFeatures(), inputs.DerivedInputs()...), Heads: base.Heads}) {
 		t.Error("schema hash depends on whether defaults were applied")
 	}
 	same := base
@@ -194,5 +195,66 @@ func BenchmarkScoreSnapshot(b *testing.B) {
 		if _, err := m.PredictInto(out, ex); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestDerivedInputs(t *testing.T) {
+	fit := &inputs.Fit{BGNBD: clv.BGNBD{R: 0.25, Alpha: 4.5, A: 0.8, B: 2.4}, GammaGamma: &clv.GammaGamma{P: 6, Q: 3.5, V: 15}}
+	arch := nn.Arch{NumericFeatures: append([]string{"purchases_total"}, inputs.DerivedInputs()...), Heads: []string{"h"}}
+	base, err := inputs.New(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base.WithFit(fit)
+	customer := map[string]float64{"purchases_total": 3, "purchase_days": 3, "repeat_transactions": 2, "recency_weeks": 10,
+		"age_weeks": 20, "repeat_avg_value": 40}
+	c, ok := inputs.CustomerOf(customer)
+	if !ok || c != (clv.Customer{Frequency: 2, Recency: 10, T: 20, MonetaryMean: 40}) {
+		t.Fatalf("CustomerOf = %+v, %v", c, ok)
+	}
+	ey := fit.BGNBD.ExpectedPurchases(inputs.DerivedHorizonWeeks, c)
+	one := clv.Customer{T: 5} // a one-time buyer: Gamma-Gamma's spend is the population mean
+	ey1 := fit.BGNBD.ExpectedPurchases(inputs.DerivedHorizonWeeks, one)
+	for _, tc := range []struct {
+		name  string
+		enc   *inputs.Encoder
+		feats map[string]float64
+		want  []float64
+	}{
+		{"customer with a fit", enc, customer, []float64{3, 1, fit.BGNBD.PAlive(c), ey, fit.GammaGamma.ExpectedSpend(c) * ey}},
+		{"no fit yet", base, customer, []float64{3, 0, 0, 0, 0}},
+		{"invalid fit reads as none", base.WithFit(&inputs.Fit{}), customer, []float64{3, 0, 0, 0, 0}},
+		{"never bought", enc, map[string]float64{"purchases_total": 0}, []float64{0, 0, 0, 0, 0}},
+		{"NaN summary", enc, map[string]float64{"purchase_days": 1, "age_weeks": math.NaN()}, []float64{0, 0, 0, 0, 0}},
+		{"one-time buyer", enc, map[string]float64{"purchase_days": 1, "age_weeks": 5, "recency_weeks": 3},
+			[]float64{0, 1, 1, ey1, fit.GammaGamma.ExpectedSpend(one) * ey1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tc.enc.Encode(&features.Snapshot{Features: tc.feats}).Numeric
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("numeric %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if base.Fit() != nil || enc.Fit() == nil || *enc.Fit().GammaGamma != *fit.GammaGamma {
+		t.Error("Fit does not return the bound fit")
+	}
+	if !enc.SameInputs(base.WithFit(fit)) || enc.SameInputs(base) || enc.SchemaHash() != base.SchemaHash() {
+		t.Error("SameInputs does not compare the fit")
+	}
+	plain, _ := inputs.New(nn.Arch{NumericFeatures: []string{"purchases_total"}, Heads: []string{"h"}})
+	if !plain.SameInputs(plain.WithFit(fit)) {
+		t.Error("without derived inputs the fit changed SameInputs")
+	}
+	for _, n := range inputs.DerivedInputs() {
+		if _, ok := features.Lookup(n); ok || !inputs.IsDerived(n) {
+			t.Errorf("derived input %s collides with a snapshot feature or is not derived", n)
+		}
+	}
+	if inputs.IsDerived("purchases_total") {
+		t.Error("a snapshot feature reads as derived")
+	}
+	if d := inputs.DefaultArch().NumericFeatures; !slices.Equal(d[len(d)-len(inputs.DerivedInputs()):], inputs.DerivedInputs()) {
+		t.Errorf("default arch does not end with the derived inputs: %v", d)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/streamprofile/streamprofile/model/clv"
+	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/nn"
 )
 
@@ -123,8 +124,9 @@ type Version struct {
 	ModelBytes int `json:"model_bytes"`
 	// CLV holds the BG/NBD and Gamma-Gamma parameters the trainer had
 	// fitted when the version was cut, for scorers that report p_alive,
-	// expected purchases and CLV beside the network's scores. Nil until a
-	// fit succeeded.
+	// expected purchases and CLV beside the network's scores, and for the
+	// network's derived inputs (inputs.DerivedInputs): a version is
+	// scored with this fit. Nil until a fit succeeded.
 	CLV *CLVParams `json:"clv,omitempty"`
 }
 
@@ -138,6 +140,14 @@ type CLVParams struct {
 	Customers int `json:"customers"`
 	// AsOf is the event time the summaries were aged to.
 	AsOf time.Time `json:"as_of"`
+}
+
+// Fit returns the parameters as the input encoder's fit (nil for a nil p).
+func (p *CLVParams) Fit() *inputs.Fit {
+	if p == nil {
+		return nil
+	}
+	return &inputs.Fit{BGNBD: p.BGNBD, GammaGamma: p.GammaGamma}
 }
 
 // Meta is the registry-wide record: the champion and the promotion

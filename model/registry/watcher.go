@@ -14,7 +14,8 @@ import (
 )
 
 // Served is an immutable champion snapshot: a version, its weights and the
-// input encoder of its architecture. Scorers load one per request from a
+// input encoder of its architecture, bound to the version's BG/NBD fit
+// (Version.CLV) for the derived inputs. Scorers load one per request from a
 // Champion holder and use it for the whole request, so a swap never mixes
 // two versions within one score.
 type Served struct {
@@ -24,7 +25,9 @@ type Served struct {
 }
 
 // NewServed builds the served form of version v with weights m, checking
-// that the weights' architecture has v's schema hash.
+// that the weights' architecture has v's schema hash. Its encoder computes
+// the derived inputs (inputs.DerivedInputs) with v.CLV, the fit the
+// trainer had when it cut v.
 func NewServed(v Version, m *nn.Model) (*Served, error) {
 	enc, err := inputs.New(m.Arch())
 	if err != nil {
@@ -33,7 +36,7 @@ func NewServed(v Version, m *nn.Model) (*Served, error) {
 	if v.SchemaHash != "" && enc.SchemaHash() != v.SchemaHash {
 		return nil, fmt.Errorf("%w: version %d says %s, its weights have %s", ErrSchema, v.Number, v.SchemaHash, enc.SchemaHash())
 	}
-	return &Served{Version: v, Model: m, Encoder: enc}, nil
+	return &Served{Version: v, Model: m, Encoder: enc.WithFit(v.CLV.Fit())}, nil
 }
 
 // Score is one scored snapshot, stamped with the model version.

@@ -2,10 +2,12 @@ package trainer
 
 import (
 	"math"
+	"slices"
 	"time"
 
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/model/clv"
+	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/registry"
 )
 
@@ -149,23 +151,15 @@ func newBGNBD(cfg BGNBDConfig, horizon time.Duration) *bgnbd {
 
 func dayNum(t time.Time) float64 { return math.Floor(float64(t.Unix()) / 86400) }
 
-// summaryOf reads a customer summary from snapshot features (nil for a
-// non-customer).
+// summaryOf reads a customer summary from snapshot features
+// (inputs.CustomerOf, as the network's derived inputs do) and the UTC day
+// of the first purchase; ok is false for a non-customer.
 func summaryOf(s *features.Snapshot) (clv.Customer, float64, bool) {
-	f := s.Features
-	if f["purchase_days"] < 1 {
+	c, ok := inputs.CustomerOf(s.Features)
+	if !ok {
 		return clv.Customer{}, 0, false
 	}
-	c := clv.Customer{Frequency: math.Max(0, math.Round(f["repeat_transactions"])), Recency: math.Max(0, f["recency_weeks"]),
-		T: math.Max(0, f["age_weeks"]), MonetaryMean: math.Max(0, f["repeat_avg_value"])}
-	if c.T < c.Recency {
-		c.T = c.Recency
-	}
-	if c.Frequency == 0 {
-		c.Recency, c.MonetaryMean = 0, 0
-	}
-	first := dayNum(s.TS) - math.Round(c.T*7)
-	return c, first, c.Validate() == nil
+	return c, dayNum(s.TS) - math.Round(c.T*7), true
 }
 
 func (b *bgnbd) observe(s *features.Snapshot) {
@@ -226,8 +220,16 @@ func (b *bgnbd) fit(asOf, now time.Time) {
 	b.changed = 0
 	b.lastFit = now
 	today := dayNum(asOf)
+	// In user order, so that a fit does not depend on map iteration (the
+	// fit is an input of the network).
+	users := make([]string, 0, len(b.customers))
+	for u := range b.customers {
+		users = append(users, u)
+	}
+	slices.Sort(users)
 	cs := make([]clv.Customer, 0, len(b.customers))
-	for _, e := range b.customers {
+	for _, u := range users {
+		e := b.customers[u]
 		T := math.Max(e.tx, (today-e.firstDay)/7)
 		cs = append(cs, clv.Customer{Frequency: e.x, Recency: e.tx, T: T, MonetaryMean: e.mv})
 	}

@@ -73,6 +73,7 @@ type ready struct {
 type gateEval struct {
 	version int64
 	model   *nn.Model
+	enc     *inputs.Encoder // bound to the version's fit
 	ch      [numTasks][]float64
 	champ   [numTasks][]float64
 	labels  [numTasks][]bool
@@ -114,12 +115,14 @@ type counters struct {
 type core struct {
 	cfg   Config
 	reg   *registry.Registry
-	enc   *inputs.Encoder
-	heads [numTasks]int // head index of each task, -1 when absent
+	base  *inputs.Encoder // the architecture's encoder without a fit
+	enc   *inputs.Encoder // base bound to the BG/NBD fit in force (bg.params)
+	heads [numTasks]int   // head index of each task, -1 when absent
 	hash  string
 
 	net          *nn.Network
-	latest       *nn.Model // network slot: the last checkpoint (or the start)
+	latest       *nn.Model       // network slot: the last checkpoint (or the start)
+	latestEnc    *inputs.Encoder // the encoder latest's version was cut with
 	lastVersion  int64
 	parent       int64 // version the network's weights come from (0: scratch)
 	lineageCount int64 // examples learnt by the weights' lineage
@@ -168,7 +171,7 @@ func newCore(cfg Config, reg *registry.Registry) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &core{cfg: cfg, reg: reg, enc: enc, hash: enc.SchemaHash(), parts: map[int]*partState{},
+	c := &core{cfg: cfg, reg: reg, base: enc, enc: enc, latestEnc: enc, hash: enc.SchemaHash(), parts: map[int]*partState{},
 		users: map[string][]*pending{}, dd: newDedupe(cfg.DedupeSize), bg: newBGNBD(cfg.BGNBD, cfg.RepeatHorizon),
 		rng: rand.New(rand.NewPCG(cfg.Arch.Seed, 7)), started: cfg.Now(), lastCP: cfg.Now()}
 	for t, h := range [numTasks]string{inputs.HeadPurchase, inputs.HeadRepeat} {
@@ -395,6 +398,9 @@ func (c *core) score(p *pending, s *features.Snapshot) {
 		if m == nil {
 			return
 		}
+		if len(ex.Numeric) == 0 && len(m.Arch().NumericFeatures) > 0 {
+			return
+		}
 		out := buf[:len(m.Arch().Heads)]
 		if _, err := m.PredictInto(out, ex); err != nil {
 			return
@@ -405,15 +411,26 @@ func (c *core) score(p *pending, s *features.Snapshot) {
 			}
 		}
 	}
+	// A version is scored with the inputs it was cut with: its own BG/NBD
+	// fit for the derived inputs, which may be older than c.enc's.
+	exFor := func(enc *inputs.Encoder) nn.Example {
+		if enc == nil || enc.SameInputs(c.enc) {
+			return p.ex
+		}
+		if enc.SchemaHash() != c.hash {
+			return nn.Example{}
+		}
+		return enc.Encode(s)
+	}
 	predict(c.latest, p.ex, mNetwork)
 	if c.gate != nil {
-		predict(c.gate.model, p.ex, mChallenger)
+		predict(c.gate.model, exFor(c.gate.enc), mChallenger)
 		p.chal = c.gate.version
 	}
 	if ch := c.champion; ch != nil {
 		p.champ = ch.Version.Number
 		if ch.Encoder.SchemaHash() == c.hash {
-			predict(ch.Model, p.ex, mChampion)
+			predict(ch.Model, exFor(ch.Encoder), mChampion)
 		} else if sc, err := ch.Score(s); err == nil {
 			heads := ch.Encoder.Arch().Heads
 			for t, name := range [numTasks]string{inputs.HeadPurchase, inputs.HeadRepeat} {
@@ -578,6 +595,7 @@ func (c *core) tick(ctx context.Context) error {
 	}
 	if c.bg.due(now) {
 		c.bg.fit(time.UnixMilli(c.maxTS), now)
+		c.enc = c.base.WithFit(c.bg.params.Fit())
 	}
 	if c.reg == nil {
 		return nil
@@ -866,14 +884,18 @@ func (c *core) nextChallenger(ctx context.Context) error {
 		}
 	}
 	c.waiting = nil
-	m := c.latest
+	m, enc := c.latest, c.latestEnc
 	if newest != c.lastVersion {
-		var err error
+		v, err := c.reg.Get(ctx, newest)
+		if err != nil {
+			return err
+		}
 		if m, err = c.reg.Model(ctx, newest); err != nil {
 			return err
 		}
+		enc = c.base.WithFit(v.CLV.Fit())
 	}
-	c.gate = &gateEval{version: newest, model: m}
+	c.gate = &gateEval{version: newest, model: m, enc: enc}
 	return nil
 }
 

@@ -155,12 +155,12 @@ func (c *core) checkpoint(ctx context.Context) error {
 		return err
 	}
 	c.c.Versions++
-	c.lastVersion, c.parent, c.latest = v.Number, v.Number, m
+	c.lastVersion, c.parent, c.latest, c.latestEnc = v.Number, v.Number, m, c.enc
 	c.audit = nil
 	c.batchesSinceCP, c.trainedSinceCP = 0, 0
 	c.lastCP = c.cfg.Now()
 	if c.gate == nil && !c.cfg.Gate.Disabled {
-		c.gate = &gateEval{version: v.Number, model: m}
+		c.gate = &gateEval{version: v.Number, model: m, enc: c.enc}
 	} else if !c.cfg.Gate.Disabled {
 		c.waiting = append(c.waiting, v.Number)
 	}
@@ -222,6 +222,12 @@ func (c *core) restore(ctx context.Context) error {
 		return err
 	}
 	c.lastVersion = v.Number
+	// The BG/NBD fit in force is the latest version's until the next
+	// refit: examples keep their derived inputs across a restart.
+	if v.CLV != nil {
+		c.bg.params = v.CLV
+		c.enc = c.base.WithFit(v.CLV.Fit())
+	}
 	if v.SchemaHash == c.hash {
 		m, err := c.reg.Model(ctx, v.Number)
 		if err != nil {
@@ -231,9 +237,9 @@ func (c *core) restore(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		c.net, c.latest, c.parent = net, m, v.Number
+		c.net, c.latest, c.latestEnc, c.parent = net, m, c.enc, v.Number
 		if v.Status == registry.StatusCandidate && !c.cfg.Gate.Disabled {
-			c.gate = &gateEval{version: v.Number, model: m}
+			c.gate = &gateEval{version: v.Number, model: m, enc: c.enc}
 		}
 	} else {
 		c.cfg.Logger.Warn("latest version has another feature schema; training a new network from scratch",

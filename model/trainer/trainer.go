@@ -140,8 +140,14 @@ func (t *Trainer) Snapshot() (*nn.Model, error) {
 	return t.c.net.Snapshot()
 }
 
-// Encoder returns the input encoder of the trainer's architecture.
-func (t *Trainer) Encoder() *inputs.Encoder { return t.c.enc }
+// Encoder returns the input encoder of the trainer's architecture, bound
+// to the BG/NBD fit in force (the one CLV returns, or none): the encoder
+// examples arriving now are encoded with.
+func (t *Trainer) Encoder() *inputs.Encoder {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.c.enc
+}
 
 // CLV returns the latest BG/NBD and Gamma-Gamma fit (nil before the
 // first).

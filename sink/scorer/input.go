@@ -6,6 +6,7 @@ import (
 
 	"github.com/streamprofile/streamprofile/features"
 	"github.com/streamprofile/streamprofile/model/clv"
+	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/sink/segment"
 )
@@ -39,31 +40,20 @@ func scoreIndex(name string) int {
 // scores holds one value per score slot; NaN is missing.
 type scores [numScores]float64
 
-// horizonWeeks is the baselines' horizon: 90 days.
-const horizonWeeks = 90.0 / 7
+// horizonWeeks is the baselines' horizon: 90 days, the derived inputs'.
+const horizonWeeks = inputs.DerivedHorizonWeeks
 
 // baselines fills the BG/NBD and Gamma-Gamma slots from v and the
 // champion's fitted parameters (NaN for a user who never bought, or
-// without parameters). It reads the customer summary the way the trainer
-// does (model/trainer's CustomerValue).
+// without parameters). It reads the customer summary with
+// inputs.CustomerOf, as the trainer and the network's derived inputs do.
 func baselines(p *registry.CLVParams, v *features.Vector, out *scores) {
 	out[sPAlive], out[sExpected], out[sCLV] = math.NaN(), math.NaN(), math.NaN()
-	if p == nil || v[features.PurchaseDays] < 1 {
+	if p == nil {
 		return
 	}
-	c := clv.Customer{
-		Frequency:    math.Max(0, math.Round(v[features.RepeatTransactions])),
-		Recency:      math.Max(0, v[features.RecencyWeeks]),
-		T:            math.Max(0, v[features.AgeWeeks]),
-		MonetaryMean: math.Max(0, v[features.RepeatAvgValue]),
-	}
-	if c.T < c.Recency {
-		c.T = c.Recency
-	}
-	if c.Frequency == 0 {
-		c.Recency, c.MonetaryMean = 0, 0
-	}
-	if c.Validate() != nil {
+	c, ok := inputs.CustomerOfVector(v)
+	if !ok {
 		return
 	}
 	out[sPAlive] = p.BGNBD.PAlive(c)
