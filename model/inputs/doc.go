@@ -12,6 +12,17 @@
 // let the network memorise the calendar. Their relative forms
 // (days_since_last_seen, days_since_last_purchase, tenure_days) stay.
 //
+// # Derived inputs
+//
+// DerivedInputs (bgnbd_defined, bgnbd_p_alive,
+// bgnbd_expected_purchases_90d, bgnbd_clv_90d) are numeric inputs computed
+// from the snapshot's purchase summary (CustomerOf) with the BG/NBD and
+// Gamma-Gamma fit bound by Encoder.WithFit: the trainer binds the fit in
+// force when a snapshot arrives (never a later one), a served version the
+// fit stored with it (registry.Version.CLV). Without a fit, or for a
+// non-customer, they read 0 and bgnbd_defined is 0. They are opt-in:
+// DefaultArch does not list them.
+//
 // # Token inputs
 //
 // Each token field (Arch.TokenFields, default category, brand and term) is

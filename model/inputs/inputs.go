@@ -42,12 +42,13 @@ func DefaultNumericFeatures() []string {
 }
 
 // DefaultArch returns the default architecture of the streamprofile
-// network: DefaultNumericFeatures followed by DerivedInputs, token fields
-// category, brand and term, heads HeadPurchase and HeadRepeat, and nn's
-// defaults for the rest.
+// network: DefaultNumericFeatures, token fields category, brand and term,
+// heads HeadPurchase and HeadRepeat, and nn's defaults for the rest. The
+// derived BG/NBD inputs (DerivedInputs) are opt-in: append them to
+// NumericFeatures.
 func DefaultArch() nn.Arch {
 	return nn.Arch{
-		NumericFeatures: append(DefaultNumericFeatures(), DerivedInputs()...),
+		NumericFeatures: DefaultNumericFeatures(),
 		TokenFields:     []string{features.DimCategory, features.DimBrand, features.DimTerm},
 		Heads:           []string{HeadPurchase, HeadRepeat},
 	}.WithDefaults()

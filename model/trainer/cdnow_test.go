@@ -17,9 +17,10 @@ import (
 )
 
 // On CDNOW, the network's repeat-purchase head, learnt by the trainer from
-// the calibration period only, ranks the customers who buy in the 90 days
-// after 1997-09-30 at least about as well as BG/NBD fitted on the same
-// period.
+// the calibration period only, with BG/NBD's outputs among its inputs
+// (inputs.DerivedInputs), ranks the customers who buy in the 90 days after
+// 1997-09-30 at least about as well as BG/NBD fitted on the same period
+// (measured: network 0.7674, BG/NBD 0.7686; within 0.01 is required).
 //
 // Design. CDNOW has only purchases, and purchase snapshots all have
 // days_since_last_purchase = 0, unlike the profile read at the cutoff that
@@ -65,6 +66,9 @@ func TestCDNOWNetworkRanksRepeatBuyersLikeBGNBD(t *testing.T) {
 	}
 	arch := smallArch(inputs.HeadRepeat)
 	arch.Hidden = []int{32, 16}
+	// BG/NBD's outputs are inputs too, computed with the trainer's fit in
+	// force when each snapshot arrived (and, at the cutoff, its latest).
+	arch.NumericFeatures = append(arch.NumericFeatures, inputs.DerivedInputs()...)
 	tr := newTrainer(t, Config{Arch: arch, RepeatExamples: RepeatAtAll, MaxPending: 500000, BatchSize: 128,
 		CheckpointBatches: 300, CheckpointInterval: time.Hour, Gate: GateConfig{Disabled: true}}, newRegistry(t))
 	start := time.Now()
