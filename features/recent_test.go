@@ -30,7 +30,9 @@ func recentByBruteForce(views []stream.Event, n int) []features.RecentView {
 	for it, t := range latest {
 		out = append(out, features.RecentView{Item: it, Ts: t})
 	}
-	slices.SortFunc(out, func(a, b features.RecentView) int { return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Item, b.Item)) })
+	slices.SortFunc(out, func(a, b features.RecentView) int {
+		return cmp.Or(cmp.Compare(a.Ts, b.Ts), cmp.Compare(a.Item, b.Item))
+	})
 	if len(out) > n {
 		out = out[len(out)-n:]
 	}

@@ -58,6 +58,11 @@ type processor struct {
 
 	itemsSaved time.Time // last save of the item table (zero: never)
 	itemsForce bool      // save the item table at the next flush
+	// itemsAt is the offset the in-memory item table covers up to
+	// (exclusive). After a restart it trails the checkpoint while records
+	// are relearnt; the table is saved only once it has caught up, so a
+	// saved table always covers exactly the records below its items_next.
+	itemsAt int64
 	nextDue    int64     // earliest known timer (0: none known)
 	zrem       []string  // stale timer entries to remove
 	reidx      []*user   // users whose index and timer entries are re-asserted
@@ -120,8 +125,10 @@ func (p *processor) Resume(ctx context.Context) (int64, error) {
 	p.s.register(p)
 	if cp.Next < 0 {
 		p.itemsForce = true
+		p.itemsAt = -1
 		return kafka.FirstOffset, nil
 	}
+	p.itemsAt = start
 	p.ckptNext, p.next, p.flushed = cp.Next, cp.Next, cp.Next
 	if cp.Items == nil {
 		p.itemsForce = true
@@ -326,6 +333,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 		// Records below the checkpoint (relearnt after a restart) never
 		// move the checkpoint back.
 		p.next = max(p.next, recs[i].offset+1)
+		p.itemsAt = recs[i].offset + 1
 		p.pending++
 	}
 	p.fireDue()
@@ -595,7 +603,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) (err error) {
 	cp := checkpoint{Next: next, Clock: p.clock}
 	var items []byte
 	now := p.cfg.Now()
-	if next >= 0 && (p.itemsForce || now.Sub(p.itemsSaved) >= p.cfg.Items.SaveInterval) {
+	if next >= 0 && p.itemsAt >= next && (p.itemsForce || now.Sub(p.itemsSaved) >= p.cfg.Items.SaveInterval) {
 		items = p.eng.items.marshal()
 	}
 	if next >= 0 {
