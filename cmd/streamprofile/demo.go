@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -23,13 +24,13 @@ func (s *speedFlag) String() string {
 }
 
 func (s *speedFlag) Set(v string) error {
-	v = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(v)), "x")
-	if v == "max" || v == "" {
+	in := strings.ToLower(strings.TrimSpace(v))
+	if in == "max" || in == "" {
 		s.v = 0
 		return nil
 	}
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || f <= 0 {
+	f, err := strconv.ParseFloat(strings.TrimSuffix(in, "x"), 64) // "60x" is 60
+	if err != nil || !(f > 0) || math.IsInf(f, 0) { // also refuses NaN
 		return fmt.Errorf("speed %q: want max or a positive multiple of real time", v)
 	}
 	s.v = f
