@@ -58,14 +58,14 @@ type processor struct {
 
 	itemsSaved time.Time // last save of the item table (zero: never)
 	itemsForce bool      // save the item table at the next flush
+	nextDue    int64     // earliest known timer (0: none known)
+	zrem       []string  // stale timer entries to remove
+	reidx      []*user   // users whose index and timer entries are re-asserted
 	// itemsAt is the offset the in-memory item table covers up to
 	// (exclusive). After a restart it trails the checkpoint while records
 	// are relearnt; the table is saved only once it has caught up, so a
 	// saved table always covers exactly the records below its items_next.
 	itemsAt int64
-	nextDue    int64     // earliest known timer (0: none known)
-	zrem       []string  // stale timer entries to remove
-	reidx      []*user   // users whose index and timer entries are re-asserted
 	// dues holds the timers set since the last flush (not yet in the
 	// partition's sorted set) and, during a batch, the stored timers that
 	// come due within it, so that every timer fires when the clock passes
