@@ -213,7 +213,7 @@ func (s *State) UnmarshalBinary(data []byte) error {
 			k = 0
 		}
 		if k > 0 {
-			n.Recent = make([]RecentView, k)
+			n.Recent = make([]RecentView, k, recentCap)
 			var prev int64
 			for i := range n.Recent {
 				n.Recent[i].Item = r.str()

@@ -364,6 +364,10 @@ func (s *State) item(id string, cfg *Config) {
 // RecentViews is how many recently viewed items a snapshot carries.
 const RecentViews = 5
 
+// recentCap is the capacity of State.Recent: the kept views and one
+// being inserted.
+const recentCap = RecentViews + 2
+
 // RecentView is an item viewed and the event time (unix ms) of its latest
 // view.
 type RecentView struct {
@@ -397,6 +401,11 @@ func (s *State) addRecent(v RecentView) {
 		}
 		s.Recent = append(s.Recent[:i], s.Recent[i+1:]...)
 		break
+	}
+	if cap(s.Recent) < recentCap {
+		// One allocation for the state's lifetime in memory: the list
+		// never grows past recentCap (the full list plus the insertion).
+		s.Recent = append(make([]RecentView, 0, recentCap), s.Recent...)
 	}
 	i := sort.Search(len(s.Recent), func(i int) bool { return recentBefore(v, s.Recent[i]) })
 	s.Recent = append(s.Recent, RecentView{})
