@@ -37,11 +37,11 @@ cd "$repo"
 testenv="$repo/scripts/testenv.sh"
 export STREAMPROFILE_TESTENV_DIR="${STREAMPROFILE_TESTENV_DIR:-$repo/.testenv/bench}"
 export STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS="${STREAMPROFILE_TESTENV_KAFKA_JVM_OPTS:--Xms1g -Xmx1g -XX:+UseG1GC}"
-out="${STREAMPROFILE_BENCH_OUT:-$repo/docs/bench}"
+out="${STREAMPROFILE_BENCH_OUT:-docs/bench}" # relative: the command is recorded in the report
 nice_adj="${STREAMPROFILE_BENCH_NICE:--10}"
 document="${STREAMPROFILE_BENCH_DOCUMENT:-}"
 if [[ -z "$document" ]]; then
-	document="$repo/BENCHMARKS.md"
+	document="BENCHMARKS.md"
 	for a in "$@"; do
 		case "$a" in
 		--quick | -quick | --quick=* | -quick=* | --out | -out | --out=* | -out=*) document=- ;;
