@@ -363,9 +363,11 @@ func TestConfigValidate(t *testing.T) {
 func TestTargetsAndOutput(t *testing.T) {
 	r := &Result{Setup: Setup{FlushIntervalMs: 20, Scorer: "separate process", ScoreCPUs: "1", IngestCPUs: "1"}, Scales: []Scale{{
 		Users: 10000, ConsumeFloor: RateFigure{EventsPerSec: 100000},
-		Memory:  MemoryTrace{PeakRSSBytes: 100 << 20, RedisUsedMemoryBytes: 7 << 20},
-		Bounded: &BoundedRun{CacheUsers: 1000, CacheBoundUsers: 6000, TTL: "1m0s", EventsPerSec: 50000, PeakRSSBytes: 60 << 20, RedisKeysAtEnd: 4000},
-		Max:     MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, CPURatioToFloor: 0.55, MedianEventsPerSec: 58000, RoundTripsPerEvent: 0.004},
+		Memory:               MemoryTrace{PeakRSSBytes: 100 << 20, RedisUsedMemoryBytes: 7 << 20},
+		Bounded:              &BoundedRun{CacheUsers: 1000, CacheBoundUsers: 6000, TTL: "1m0s", EventsPerSec: 50000, PeakRSSBytes: 60 << 20, RedisKeysAtEnd: 4000},
+		Max:                  MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, CPURatioToFloor: 0.55, MedianEventsPerSec: 58000, RoundTripsPerEvent: 0.004},
+		ScoreMax:             &ScoreRun{Snapshots: 38000, Seconds: 0.5, SnapshotsPerSec: 76000, CPUSecondsPerMillion: 13, HandleMeanUs: 9, CPUUtilisation: 0.99},
+		ScoreMaxEventsPerSec: 76000, EndToEndMaxPerSec: 58000, LoadBasis: "the end-to-end maximum, min(ingester 58.0k, score role 76.0k) = 58.0k events/s",
 		Loads: []LoadRun{
 			{Fraction: 0.5, OfferedPerSec: 30000, IngestedPerSec: 30000, RoundTripsPerEvent: 0.3,
 				Durable: Summary{Count: 10, P50Ms: 12, P99Ms: 19, P999Ms: 30}, Emit: Summary{Count: 10, P50Ms: 10, P99Ms: 30, P999Ms: 40},
@@ -409,7 +411,10 @@ func TestTargetsAndOutput(t *testing.T) {
 	for _, s := range []string{"| 10k | 38000 | 100.0k | 60.0k (58.0k) | 60 % | 55 % |", "1000 cached users per partition (6000 in all) and a 1m0s TTL",
 		"| 10k | 50 % | 30.0k | 30.0k | 12.0 / 19.0 / 30.0 |", "**no**",
 		"| 10k | 50 % | 12.0 / 19.0 / 30.0 | 10.0 / 30.0 / 40.0 | 25.0 / 60.0 / 70.0 | 25.0 / 60.0 / 70.0 (5) | – (0) | 4 of 10 (40.0 %) | 5 / 0 / 1 | 40 |",
-		"snapshot emit p99 30.0 ms, so the score role added about 30.0 ms at p99"} {
+		"snapshot emit p99 30.0 ms, so the score role added about 30.0 ms at p99",
+		"| 10k | 58.0k | 76.0k | 38000 | 0.5 | 13 | 9 | 99 % | 58.0k |",
+		"10k users: the end-to-end maximum, min(ingester 58.0k, score role 76.0k) = 58.0k events/s",
+		"offered 30.0k events/s, 50 % of the end-to-end maximum"} {
 		if !strings.Contains(md.String(), s) {
 			t.Fatalf("markdown lacks %q:\n%s", s, md.String())
 		}
@@ -503,6 +508,13 @@ func TestQuickRun(t *testing.T) {
 		t.Fatalf("latency run: %+v", s.Loads)
 	case s.Loads[0].Durable.P50Ms <= 0 || s.Loads[0].Durable.P99Ms < s.Loads[0].Durable.P50Ms:
 		t.Fatalf("latency quantiles: %+v", s.Loads[0].Durable)
+	case s.ScoreMax == nil || s.ScoreMax.Snapshots == 0 || s.ScoreMax.SnapshotsPerSec <= 0 || s.ScoreMax.CPUSecondsPerMillion <= 0 ||
+		s.ScoreMax.ModelVersion == 0:
+		t.Fatalf("score role maximum: %+v", s.ScoreMax)
+	case s.EndToEndMaxPerSec != min(s.Max.MedianEventsPerSec, s.ScoreMaxEventsPerSec) ||
+		s.Loads[0].OfferedPerSec != s.Loads[0].Fraction*s.EndToEndMaxPerSec:
+		t.Fatalf("loads not fractions of the end-to-end maximum: ingester %g, score role %g, end to end %g, offered %g",
+			s.Max.MedianEventsPerSec, s.ScoreMaxEventsPerSec, s.EndToEndMaxPerSec, s.Loads[0].OfferedPerSec)
 	case s.Loads[0].Score == nil || s.Loads[0].Score.Snapshots == 0 || s.Loads[0].Score.Unscored != 0 || s.Loads[0].Score.ModelVersion == 0:
 		t.Fatalf("score role: %+v", s.Loads[0].Score)
 	case s.Loads[0].Outputs == nil || s.Loads[0].Outputs.Unmatched != 0 || s.Loads[0].Outputs.ChangeRecords == 0:

@@ -45,8 +45,9 @@ type Config struct {
 	// Default 6.
 	Partitions int
 	// Loads are the offered loads of the latency runs, as fractions of
-	// the measured maximum (the median of the maximum-speed runs). Default
-	// 0.25, 0.5, 0.8 (0.5 with Quick).
+	// the end-to-end maximum: min(the ingester's maximum, the median of
+	// its maximum-speed runs; the score role's maximum), or the ingester's
+	// maximum alone with NoScore. Default 0.25, 0.5, 0.8 (0.5 with Quick).
 	Loads []float64
 	// LatencyWindow is how long each latency run is measured, after
 	// LatencyWarmup. Defaults 30s and 5s (3s and 1s with Quick).

@@ -10,7 +10,13 @@
 //     events/s made durable in Redis and its ratio to the consume+decode
 //     floor, Redis round trips and commands per event, CPU seconds per
 //     million events, peak RSS, Redis used_memory per 100k users.
-//  3. Latency at fixed offered loads (fractions of the measured maximum):
+//  3. The score role's maximum: app.Scorer (its own process, on
+//     Config.ScoreCPUs as in the latency runs, production defaults)
+//     scoring the snapshot topic the maximum-speed run filled, from its
+//     start at full speed: snapshots/s and CPU µs per snapshot. The
+//     end-to-end maximum is min(ingester maximum, score role maximum);
+//     without the score role (Config.NoScore) it is the ingester's.
+//  4. Latency at fixed offered loads (fractions of the end-to-end maximum):
 //     event append (Kafka record timestamp) → features durable in Redis (the
 //     flush covering the event has returned; observed by a pipeline.Stage's
 //     Flushed hook inside the ingester), and event append → the profile
@@ -21,9 +27,9 @@
 //     matched by the header scorer.HeaderSourceEvent (the event id) and
 //     read after the window; the events that caused any output are
 //     counted.
-//  4. Trainer: examples/s of the configured network per batch size, the
+//  5. Trainer: examples/s of the configured network per batch size, the
 //     trainer's snapshots/s end to end, and scoring µs per profile.
-//  5. Scaling: every figure above for each requested number of distinct
+//  6. Scaling: every figure above for each requested number of distinct
 //     users (10k, 100k, 1M by default), from the bundled REES46 sample
 //     re-keyed by Rekey.
 //

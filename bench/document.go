@@ -39,7 +39,7 @@ func (r *Result) WriteDocument(w io.Writer, plotDir string) error {
 	p("| process | what | CPUs (taskset) | GOMAXPROCS |\n|---|---|---|---:|\n")
 	p("| measured side | %s; also the floors and the trainer | %s | %d |\n", r.Setup.Ingester, orDash(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS)
 	if r.Setup.Scorer != "" {
-		p("| score role (latency runs) | %s | %s | %d |\n", r.Setup.Scorer, orDash(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
+		p("| score role (its maximum-speed run and the latency runs) | %s | %s | %d |\n", r.Setup.Scorer, orDash(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
 	}
 	p("| load generator | %s | %s | %d |\n", r.Setup.LoadGenerator, orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS)
 	p("| Kafka, Redis | the system measured: not pinned, any CPU | all | – |\n\n")
@@ -65,9 +65,18 @@ func (r *Result) WriteDocument(w io.Writer, plotDir string) error {
 		p("![%s](%s)\n\n", pl.what, path.Join(plotDir, pl.file))
 	}
 	p("## Results\n\n")
-	p("The sections: floors and throughput at maximum speed; latency at fixed offered loads (event → durable, → "+
+	p("The sections: floors and throughput at maximum speed (the ingester's, and the score role's scoring the "+
+		"ingester's snapshots, whose minimum is the end-to-end maximum); latency at fixed offered loads (event → durable, → "+
 		"snapshot emit, → segment change or trigger); state against users (scaling); trainer; targets, each missed one "+
 		"with its explanation from the run's figures and profile. The same tables are in `%s/results.md`.\n\n", plotDir)
+	if hasScoreMax(r) {
+		p("The latency runs offer fixed fractions of the end-to-end maximum, min(ingester maximum, score role maximum), " +
+			"not of the ingester's alone: the score role shares the ingester's CPUs and scores fewer events per second " +
+			"than the ingester ingests, so loads above its maximum would measure its backlog, not its latency.\n\n")
+	} else {
+		p("The latency runs offer fixed fractions of the ingester's maximum (median of the maximum-speed runs); the " +
+			"score role was left out (`--no-score`).\n\n")
+	}
 	if err := r.WriteMarkdown(&b); err != nil {
 		return err
 	}

@@ -72,8 +72,19 @@ type Scale struct {
 	ConsumeFloor   RateFigure `json:"consume_floor"`
 	RedisFloor     RedisFloor `json:"redis_floor"`
 	Max            MaxRun     `json:"max"`
-	Loads          []LoadRun  `json:"loads"`
-	Profiled       *MaxRun    `json:"profiled,omitempty"`
+	// ScoreMax is the score role (its own process on Setup.ScoreCPUs, as
+	// in the latency runs) scoring the maximum-speed runs' snapshot topic
+	// at full speed; nil without the score role. ScoreMaxEventsPerSec is
+	// its rate in events/s (snapshots/s × events per emitted snapshot).
+	ScoreMax             *ScoreRun `json:"score_max,omitempty"`
+	ScoreMaxEventsPerSec float64   `json:"score_max_events_per_sec,omitempty"`
+	// EndToEndMaxPerSec is min(Max.MedianEventsPerSec,
+	// ScoreMaxEventsPerSec), or Max.MedianEventsPerSec without the score
+	// role: the latency runs' 100 %, which LoadBasis names.
+	EndToEndMaxPerSec float64   `json:"end_to_end_max_per_sec"`
+	LoadBasis         string    `json:"load_basis"`
+	Loads             []LoadRun `json:"loads"`
+	Profiled          *MaxRun   `json:"profiled,omitempty"`
 	// Before is the maximum-speed run with snapshots encoded by
 	// encoding/json, as before features.Snapshot.Encode was rewritten.
 	Before     *MaxRun  `json:"before_snapshot_encoder_fix,omitempty"`
@@ -288,6 +299,20 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 			m.EventsPerFlush, m.FlushMsAvg, m.CPUSecondsPerMillion, 100*m.CPUUtilisation, 100*m.IngestCPUBusy,
 			mib(s.Memory.PeakRSSBytes), mib(int64(s.Memory.RedisBytesPer100k)))
 	}
+	if hasScoreMax(r) {
+		p("\nScore role at maximum speed (app.Scorer, its own process on CPUs %s as in the latency runs, scoring the "+
+			"maximum-speed run's snapshot topic from its start; one snapshot per event); the end-to-end maximum is the "+
+			"smaller of the two roles' maxima.\n\n", orDash(r.Setup.ScoreCPUs))
+		p("| users | ingester ev/s (max, median) | score role ev/s (max) | snapshots scored | seconds | score CPU µs/snapshot | engine µs/snapshot | scorer CPU use | end-to-end max = min(ingester max, score max) ev/s |\n")
+		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, s := range r.Scales {
+			if sm := s.ScoreMax; sm != nil {
+				p("| %s | %s | %s | %d | %.1f | %.0f | %.0f | %.0f %% | %s |\n", fmtUsers(s.Users), fmtRate(s.Max.MedianEventsPerSec),
+					fmtRate(s.ScoreMaxEventsPerSec), sm.Snapshots, sm.Seconds, sm.CPUSecondsPerMillion, sm.HandleMeanUs,
+					100*sm.CPUUtilisation, fmtRate(s.EndToEndMaxPerSec))
+			}
+		}
+	}
 	for _, s := range r.Scales {
 		if bf := s.Before; bf != nil {
 			p("\nBefore/after the snapshot-encoding fix, same run, %s users (the before run encodes snapshots with encoding/json, "+
@@ -301,7 +326,14 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	p("\n### Latency at fixed offered loads\n\n")
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
 	p("Emit: the same → timestamp of its profile snapshot record. Trigger: %s. ", r.Setup.Trigger)
-	p("Offered loads are fractions of the median maximum-speed rate.\n\n")
+	p("Offered loads are fractions of the end-to-end maximum when the score role is in the runs (the smaller of the " +
+		"ingester's median maximum-speed rate and the score role's maximum), else of the ingester's median maximum-speed rate")
+	for _, s := range r.Scales {
+		if s.LoadBasis != "" {
+			p("; %s users: %s", fmtUsers(s.Users), s.LoadBasis)
+		}
+	}
+	p(".\n\n")
 	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) | machine busy |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
@@ -406,6 +438,16 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// hasScoreMax says whether a scale measured the score role's maximum.
+func hasScoreMax(r *Result) bool {
+	for _, s := range r.Scales {
+		if s.ScoreMax != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func fmtQuantiles(s Summary) string {

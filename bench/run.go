@@ -431,10 +431,37 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 			RedisKeysAtEnd: keys, RedisUsedMemoryBytes: m1 - m0, Max: bm}
 	}
 
+	// The score role at full speed on the maximum-speed runs' snapshots,
+	// and the end-to-end maximum the latency runs' loads are fractions of.
+	sc.EndToEndMaxPerSec = sc.Max.MedianEventsPerSec
+	sc.LoadBasis = fmt.Sprintf("the ingester's maximum (median of the maximum-speed runs, %s events/s); no score role",
+		fmtRate(sc.Max.MedianEventsPerSec))
+	if !cfg.NoScore {
+		sm, err := b.scoreMaxRun(ctx, n, base, prefix, total)
+		topics = append(topics, base+".changes", base+".retarget")
+		if err != nil {
+			return sc, err
+		}
+		sc.ScoreMax = sm
+		// One snapshot per applied event, in the pipeline's own ratio.
+		perSnap := 1.0
+		if first.Ingest.Emitted > 0 {
+			perSnap = float64(first.Events) / float64(first.Ingest.Emitted)
+		}
+		sc.ScoreMaxEventsPerSec = sm.SnapshotsPerSec * perSnap
+		sc.EndToEndMaxPerSec = min(sc.Max.MedianEventsPerSec, sc.ScoreMaxEventsPerSec)
+		sc.LoadBasis = fmt.Sprintf("the end-to-end maximum, min(ingester %s, score role %s) = %s events/s",
+			fmtRate(sc.Max.MedianEventsPerSec), fmtRate(sc.ScoreMaxEventsPerSec), fmtRate(sc.EndToEndMaxPerSec))
+		if sm.Unscored > 0 {
+			sc.Warnings = append(sc.Warnings, fmt.Sprintf("score role maximum: measured over %d snapshots in %.1f s (window bound), "+
+				"%d of the %d aimed at left", sm.Snapshots, sm.Seconds, sm.Unscored, sm.Snapshots+sm.Unscored))
+		}
+	}
+
 	// Latency at fixed offered loads.
 	round := pre.NextRound
 	for _, f := range cfg.Loads {
-		lr, next, err := b.loadRun(ctx, n, base, prefix, f, sc.Max.MedianEventsPerSec, round)
+		lr, next, err := b.loadRun(ctx, n, base, prefix, f, sc.EndToEndMaxPerSec, round)
 		if err != nil {
 			return sc, err
 		}
@@ -446,6 +473,46 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 		round = next
 	}
 	return sc, nil
+}
+
+// scoreMaxRun runs the score role (as in the latency runs: its own
+// process on Config.ScoreCPUs, production defaults) at full speed on the
+// snapshot topic the maximum-speed runs filled (base.snap): the first
+// total snapshots (one run's), bounded by scoreMaxWindow. Its Redis state
+// goes under a prefix of its own, removed after it, so the latency runs'
+// scorers start as they would without it.
+func (b *run) scoreMaxRun(ctx context.Context, n int, base, prefix string, total int64) (*ScoreRun, error) {
+	cfg := b.cfg
+	if err := b.ensureTopics(ctx, base+".changes", base+".retarget"); err != nil {
+		return nil, err
+	}
+	sprefix := prefix + "s"
+	win := scoreMaxWindow(cfg)
+	b.progress("%s users: score role at maximum speed (up to %d snapshots or %s)", fmtUsers(n), total, win)
+	var sr ScoreRun
+	err := b.runWorker(ctx, fmt.Sprintf("u%d-score-max", n), cfg.ScoreCPUs, workerSpec{Role: roleScore,
+		Score: &scoreSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: sprefix + ".score", Prefix: sprefix,
+			SnapshotTopic: base + ".snap", ChangesTopic: base + ".changes", RetargetTopic: base + ".retarget",
+			Partitions: cfg.Partitions, MaxSnapshots: total, MaxWindow: win}}, &sr)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if derr := b.deletePrefix(cctx, sprefix); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.res.Setup.ScoreGOMAXPROCS = sr.Proc.GOMAXPROCS
+	return &sr, nil
+}
+
+// scoreMaxWindow bounds the score role's maximum-speed run: the latency
+// window, at least 10 s (5 s with Quick).
+func scoreMaxWindow(cfg Config) time.Duration {
+	if cfg.Quick {
+		return max(cfg.LatencyWindow, 5*time.Second)
+	}
+	return max(cfg.LatencyWindow, 10*time.Second)
 }
 
 // repeatMax runs repeats−1 more maximum-speed runs like o (each under a

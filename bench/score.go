@@ -35,6 +35,13 @@ type scoreSpec struct {
 	// Drain bounds how long the scorer, told to stop, may take to score
 	// the snapshot topic to its end.
 	Drain time.Duration `json:"drain"`
+	// MaxSnapshots, when above 0, measures the score role's maximum
+	// instead: the scorer scores the pre-loaded snapshot topic from its
+	// start at full speed, from ready until it has scored MaxSnapshots
+	// (at most the topic's size) or MaxWindow has passed, and reports
+	// without waiting for commands.
+	MaxSnapshots int64         `json:"max_snapshots,omitempty"`
+	MaxWindow    time.Duration `json:"max_window,omitempty"`
 }
 
 // ScoreRun is the score role's report over a latency run.
@@ -63,6 +70,10 @@ type ScoreRun struct {
 	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
 	CPUUtilisation       float64   `json:"cpu_utilisation"`
 	Proc                 ProcStats `json:"proc"`
+	// Seconds and SnapshotsPerSec: the measured window and the rate of
+	// snapshots scored in it (the maximum run only, scoreSpec.MaxSnapshots).
+	Seconds         float64 `json:"seconds,omitempty"`
+	SnapshotsPerSec float64 `json:"snapshots_per_sec,omitempty"`
 }
 
 // benchChampion returns a directory registry (to be removed by the
@@ -180,6 +191,14 @@ func runScore(ctx context.Context, spec *scoreSpec, logLevel string, ctl *contro
 	if err := ready(); err != nil {
 		return nil, err
 	}
+	if spec.MaxSnapshots > 0 {
+		res, err := scoreMax(gctx, spec, s)
+		stop()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+			return nil, errors.Join(err, werr)
+		}
+		return res, err
+	}
 	var cpu0 time.Duration
 	var st0 scorer.Stats
 	select {
@@ -231,6 +250,38 @@ func runScore(ctx context.Context, spec *scoreSpec, logLevel string, ctl *contro
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, err
 	}
+	return res, nil
+}
+
+// scoreMax measures the running scorer s at full speed on a pre-loaded
+// snapshot topic: from now (ready: partitions assigned, champion loaded)
+// until it has scored spec.MaxSnapshots of the topic's records (all, when
+// it has fewer) or spec.MaxWindow has passed.
+func scoreMax(ctx context.Context, spec *scoreSpec, s *app.Scorer) (*ScoreRun, error) {
+	cpu0, st0, start := cpuTime(), s.Stats(), time.Now()
+	records, err := topicSize(ctx, spec.Brokers, spec.SnapshotTopic, spec.Partitions)
+	if err != nil {
+		return nil, err
+	}
+	want := min(records, spec.MaxSnapshots)
+	deadline := start.Add(spec.MaxWindow)
+	done := func(st scorer.Stats) bool { return st.Snapshots+st.Invalid+st.Replayed >= want }
+	for !done(s.Stats()) && (spec.MaxWindow <= 0 || time.Now().Before(deadline)) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	el := time.Since(start)
+	st := s.Stats()
+	res := &ScoreRun{Snapshots: st.Snapshots - st0.Snapshots, Records: records, Timers: st.Timers - st0.Timers,
+		ModelVersion: st.ModelVersion, HandleMeanUs: float64(st.HandleMean) / 1e3, ExplainMeanUs: float64(st.ExplainMean) / 1e3,
+		Proc: procStats(cpuTime() - cpu0), Seconds: el.Seconds()}
+	res.Unscored = max(0, want-(st.Snapshots+st.Invalid+st.Replayed))
+	res.SnapshotsPerSec = float64(res.Snapshots) / max(el.Seconds(), 1e-9)
+	res.CPUSecondsPerMillion = perMillion(res.Proc.CPUSeconds, res.Snapshots)
+	res.CPUUtilisation = ratio(res.Proc.CPUSeconds, el.Seconds())
 	return res, nil
 }
 

@@ -12,7 +12,9 @@ const (
 	targetFloorRatio = 0.5
 	// targetRoundTrips: Redis round trips per event at most this.
 	targetRoundTrips = 0.2
-	// targetTriggerP99Ms: p99 event → trigger below this at half load.
+	// targetTriggerP99Ms: p99 event → trigger below this at half load
+	// (half the end-to-end maximum: the smaller of the ingester's and the
+	// score role's maxima).
 	targetTriggerP99Ms = 50.0
 )
 
@@ -46,18 +48,18 @@ func targets(r *Result) []Target {
 					"(cache misses) are round trips of their own", l.EventsPerFlush, l.LoadsPerEvent)})
 			out = append(out, Target{Name: "p99 event → durable in Redis, " + pct, Users: s.Users,
 				Want: fmt.Sprintf("≤ flush interval (%.0f ms)", flushMs), Got: l.Durable.P99Ms, Unit: "ms",
-				Met: l.Durable.Count > 0 && l.Durable.P99Ms <= flushMs, Why: whyDurable(&l)})
+				Met: l.Durable.Count > 0 && l.Durable.P99Ms <= flushMs, Why: whyDurable(&s, &l)})
 			if l.Fraction > 0.5 {
 				continue
 			}
 			if l.Score != nil {
 				out = append(out, Target{Name: "p99 event → segment change or trigger (score role), " + pct, Users: s.Users,
 					Want: fmt.Sprintf("< %.0f ms", targetTriggerP99Ms), Got: l.Output.P99Ms, Unit: "ms",
-					Met: l.Output.Count > 0 && l.Output.P99Ms < targetTriggerP99Ms, Why: whyTrigger(r, &l)})
+					Met: l.Output.Count > 0 && l.Output.P99Ms < targetTriggerP99Ms, Why: whyTrigger(r, &s, &l)})
 			} else {
 				out = append(out, Target{Name: "p99 event → trigger (snapshot emit; no score role), " + pct, Users: s.Users,
 					Want: fmt.Sprintf("< %.0f ms", targetTriggerP99Ms), Got: l.Emit.P99Ms, Unit: "ms",
-					Met: l.Emit.Count > 0 && l.Emit.P99Ms < targetTriggerP99Ms, Why: whyDurable(&l)})
+					Met: l.Emit.Count > 0 && l.Emit.P99Ms < targetTriggerP99Ms, Why: whyDurable(&s, &l)})
 			}
 		}
 	}
@@ -106,31 +108,46 @@ func whyThroughput(r *Result, s *Scale) string {
 	return b.String()
 }
 
+// loadOf says what the offered load of l was a fraction of.
+func loadOf(s *Scale, l *LoadRun) string {
+	basis := s.LoadBasis
+	if basis == "" {
+		basis = "the ingester's median maximum-speed rate"
+	}
+	return fmt.Sprintf("offered %s events/s, %.0f %% of %s", fmtRate(l.OfferedPerSec), 100*l.Fraction, basis)
+}
+
 // whyDurable explains a durable latency by where the time went: before
 // processing (Kafka, fetch, queue) or after (batching, flush), and how busy
 // the CPUs were.
-func whyDurable(l *LoadRun) string {
+func whyDurable(s *Scale, l *LoadRun) string {
 	return fmt.Sprintf("p99 %s ms of it passed before the event was processed (broker, fetch, queue); flushes took %.1f ms "+
-		"on average for %.0f events; the ingester's CPU was %.0f %% busy (all processes), the machine %.0f %%",
-		fmtMs(l.Processed.P99Ms), l.FlushMsAvg, l.EventsPerFlush, 100*l.IngestCPUBusy, 100*l.MachineBusy)
+		"on average for %.0f events; the ingester's CPU was %.0f %% busy (all processes), the machine %.0f %%; %s",
+		fmtMs(l.Processed.P99Ms), l.FlushMsAvg, l.EventsPerFlush, 100*l.IngestCPUBusy, 100*l.MachineBusy, loadOf(s, l))
 }
 
 // whyTrigger explains the event → change/trigger latency by its parts:
 // the snapshot emit, then the score role (fetch, score, flush), and the
-// CPU the score role needed against what it had.
-func whyTrigger(r *Result, l *LoadRun) string {
+// CPU the score role needed against what it had, at what share of the
+// end-to-end maximum.
+func whyTrigger(r *Result, s *Scale, l *LoadRun) string {
 	sr := l.Score
 	need := sr.CPUSecondsPerMillion * l.IngestedPerSec / 1e6
 	shared := ""
 	if r.Setup.ScoreCPUs != "" && r.Setup.ScoreCPUs == r.Setup.IngestCPUs {
 		shared = " shared with the ingester"
 	}
+	if sm := s.ScoreMax; sm != nil {
+		shared += fmt.Sprintf(" (alone on them, at full speed, it scores %s snapshots/s at %.0f µs CPU each)",
+			fmtRate(sm.SnapshotsPerSec), sm.CPUSecondsPerMillion)
+	}
 	if sr.Unscored > 0 {
 		shared += fmt.Sprintf("; it had not caught up (%d snapshots left %.0f s after the ingester drained)", sr.Unscored, sr.DrainSeconds)
 	}
 	return fmt.Sprintf("snapshot emit p99 %s ms, so the score role added about %s ms at p99 (fetch, score, flush every "+
 		"500 snapshots or 20 ms); it used %.0f µs CPU per snapshot (%.0f µs in the engine, explanations %.0f µs each), "+
-		"%.0f %% of a CPU at %s events/s, on CPUs %s%s; durable p99 %s ms",
+		"%.0f %% of a CPU at %s events/s, on CPUs %s%s; durable p99 %s ms; %s",
 		fmtMs(l.Emit.P99Ms), fmtMs(max(0, l.Output.P99Ms-l.Emit.P99Ms)), sr.CPUSecondsPerMillion, sr.HandleMeanUs,
-		sr.ExplainMeanUs, 100*need, fmtRate(l.IngestedPerSec), orDash(r.Setup.ScoreCPUs), shared, fmtMs(l.Durable.P99Ms))
+		sr.ExplainMeanUs, 100*need, fmtRate(l.IngestedPerSec), orDash(r.Setup.ScoreCPUs), shared, fmtMs(l.Durable.P99Ms),
+		loadOf(s, l))
 }

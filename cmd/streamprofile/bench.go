@@ -24,7 +24,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&users, "users", "10000,100000,1000000", "distinct users of each scaling run, comma-separated")
 	fs.BoolVar(&cfg.Quick, "quick", false, "smoke run: tiny load, short windows (seconds); --users defaults to 2000")
 	fs.IntVar(&cfg.Partitions, "partitions", 6, "partitions of the benchmark topics")
-	fs.StringVar(&loads, "loads", "", "offered loads of the latency runs as fractions of the maximum (default 0.25,0.5,0.8; 0.5 with --quick)")
+	fs.StringVar(&loads, "loads", "", "offered loads of the latency runs as fractions of the end-to-end maximum, min(ingester max, score role max), or of the ingester max with --no-score (default 0.25,0.5,0.8; 0.5 with --quick)")
 	fs.DurationVar(&cfg.LatencyWindow, "latency-window", 0, "measured length of each latency run (default 30s; 3s with --quick)")
 	fs.DurationVar(&cfg.LatencyWarmup, "latency-warmup", 0, "warm-up before each latency window (default 5s; 1s with --quick)")
 	fs.Int64Var(&cfg.MinEvents, "min-events", 0, "fewest events of each pre-loaded topic: more rounds of the same users (0: 200000; none with --quick)")
