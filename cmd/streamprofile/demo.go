@@ -30,7 +30,7 @@ func (s *speedFlag) Set(v string) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(strings.TrimSuffix(in, "x"), 64) // "60x" is 60
-	if err != nil || !(f > 0) || math.IsInf(f, 0) { // also refuses NaN
+	if err != nil || !(f > 0) || math.IsInf(f, 0) {               // also refuses NaN
 		return fmt.Errorf("speed %q: want max or a positive multiple of real time", v)
 	}
 	s.v = f
