@@ -80,14 +80,48 @@ func (f *Fit) equal(o *Fit) bool {
 
 type derivedValues [numDerived]float64
 
-// values computes the derived inputs of a snapshot's features (all 0
+// Indices of the summary features in a Summary, in SummaryFeatures order.
+const (
+	sPurchaseDays = iota
+	sRepeat
+	sRecency
+	sAge
+	sAvgValue
+	numSummary
+)
+
+var summaryNames = [numSummary]string{
+	features.Defs[features.PurchaseDays].Name, features.Defs[features.RepeatTransactions].Name,
+	features.Defs[features.RecencyWeeks].Name, features.Defs[features.AgeWeeks].Name, features.Defs[features.RepeatAvgValue].Name,
+}
+
+// SummaryFeatures returns the names of the snapshot features the derived
+// inputs are computed from (what CustomerOf reads), in Summary order:
+// purchase_days, repeat_transactions, recency_weeks, age_weeks,
+// repeat_avg_value. The slice is new on each call.
+func SummaryFeatures() []string { return append([]string(nil), summaryNames[:]...) }
+
+// Summary holds the values of a snapshot's SummaryFeatures, in that order
+// (0 when absent): everything the derived inputs depend on.
+type Summary [numSummary]float64
+
+// SummaryOf returns the summary of s.
+func SummaryOf(s *features.Snapshot) Summary {
+	var sum Summary
+	for i, n := range summaryNames {
+		sum[i] = s.Features[n]
+	}
+	return sum
+}
+
+// values computes the derived inputs of a snapshot's summary (all 0
 // without a fit or for a non-customer).
-func (f *Fit) values(feats map[string]float64) derivedValues {
+func (f *Fit) values(sum *Summary) derivedValues {
 	var d derivedValues
 	if f == nil {
 		return d
 	}
-	c, ok := CustomerOf(feats)
+	c, ok := customerOf(sum[sPurchaseDays], sum[sRepeat], sum[sRecency], sum[sAge], sum[sAvgValue])
 	if !ok {
 		return d
 	}

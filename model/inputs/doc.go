@@ -20,8 +20,17 @@
 // Gamma-Gamma fit bound by Encoder.WithFit: the trainer binds the fit in
 // force when a snapshot arrives (never a later one), a served version the
 // fit stored with it (registry.Version.CLV). Without a fit, or for a
-// non-customer, they read 0 and bgnbd_defined is 0. They are opt-in:
-// DefaultArch does not list them.
+// non-customer, they read 0 and bgnbd_defined is 0. DefaultArch lists
+// them after DefaultNumericFeatures, so the classical baselines are
+// features of the network too.
+//
+// They depend on a snapshot only through its Summary (SummaryOf): the
+// values of the SummaryFeatures purchase_days, repeat_transactions,
+// recency_weeks, age_weeks and repeat_avg_value. Removing one of those
+// from a snapshot changes its own input and the derived ones;
+// Encoder.DerivedWithout computes the derived slots' values for that
+// snapshot, so that an explanation by occlusion (sink/scorer) stays
+// faithful at the level of snapshot features.
 //
 // # Token inputs
 //

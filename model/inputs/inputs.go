@@ -42,13 +42,12 @@ func DefaultNumericFeatures() []string {
 }
 
 // DefaultArch returns the default architecture of the streamprofile
-// network: DefaultNumericFeatures, token fields category, brand and term,
-// heads HeadPurchase and HeadRepeat, and nn's defaults for the rest. The
-// derived BG/NBD inputs (DerivedInputs) are opt-in: append them to
-// NumericFeatures.
+// network: numeric inputs DefaultNumericFeatures followed by the derived
+// BG/NBD inputs (DerivedInputs), token fields category, brand and term,
+// heads HeadPurchase and HeadRepeat, and nn's defaults for the rest.
 func DefaultArch() nn.Arch {
 	return nn.Arch{
-		NumericFeatures: DefaultNumericFeatures(),
+		NumericFeatures: append(DefaultNumericFeatures(), derivedNames[:]...),
 		TokenFields:     []string{features.DimCategory, features.DimBrand, features.DimTerm},
 		Heads:           []string{HeadPurchase, HeadRepeat},
 	}.WithDefaults()
@@ -67,7 +66,7 @@ type Encoder struct {
 	arch    nn.Arch
 	numeric []string
 	derived []int // per numeric input: its derived kind, or notDerived
-	anyDer  bool  // some numeric input is derived
+	slots   []int // indices of the derived numeric inputs
 	hash    string
 	fit     *Fit // nil: no fit yet
 }
@@ -83,7 +82,9 @@ func New(arch nn.Arch) (*Encoder, error) {
 	e := &Encoder{arch: a, numeric: a.NumericFeatures, derived: make([]int, len(a.NumericFeatures)), hash: SchemaHash(a)}
 	for i, n := range a.NumericFeatures {
 		e.derived[i] = derivedKind(n)
-		e.anyDer = e.anyDer || e.derived[i] != notDerived
+		if e.derived[i] != notDerived {
+			e.slots = append(e.slots, i)
+		}
 	}
 	return e, nil
 }
@@ -130,7 +131,7 @@ func (e *Encoder) SameInputs(o *Encoder) bool {
 	if e == nil || o == nil || e.hash != o.hash {
 		return false
 	}
-	if !e.anyDer {
+	if len(e.slots) == 0 {
 		return true
 	}
 	return e.fit.equal(o.fit)
@@ -168,8 +169,9 @@ func (e *Encoder) EncodeInto(dst nn.Example, s *features.Snapshot) nn.Example {
 
 func (e *Encoder) fill(ex *nn.Example, s *features.Snapshot) {
 	var d derivedValues
-	if e.anyDer {
-		d = e.fit.values(s.Features)
+	if len(e.slots) > 0 {
+		sum := SummaryOf(s)
+		d = e.fit.values(&sum)
 	}
 	for i, n := range e.numeric {
 		var v float64
@@ -178,10 +180,7 @@ func (e *Encoder) fill(ex *nn.Example, s *features.Snapshot) {
 		} else {
 			v = s.Features[n]
 		}
-		if v != v || v > maxAbs || v < -maxAbs { // NaN or absurd
-			v = 0
-		}
-		ex.Numeric[i] = v
+		ex.Numeric[i] = clean(v)
 	}
 	buckets := e.arch.HashBuckets
 	for _, f := range e.arch.TokenFields {
@@ -205,6 +204,40 @@ func (e *Encoder) fill(ex *nn.Example, s *features.Snapshot) {
 
 // maxAbs bounds numeric inputs: larger magnitudes (and ±Inf) read as 0.
 const maxAbs = 1e300
+
+// clean returns the input value of v: 0 for NaN and magnitudes above
+// maxAbs.
+func clean(v float64) float64 {
+	if v != v || v > maxAbs || v < -maxAbs {
+		return 0
+	}
+	return v
+}
+
+// DerivedSlots returns the indices in Arch.NumericFeatures of the derived
+// inputs, in that order (empty when the architecture has none). The slice
+// is new on each call.
+func (e *Encoder) DerivedSlots() []int { return append([]int(nil), e.slots...) }
+
+// DerivedWithout returns, for a snapshot whose summary (SummaryOf) is sum,
+// the values Encode writes into the derived inputs' slots (DerivedSlots
+// order) when the snapshot's summary feature k (an index in
+// SummaryFeatures) is absent; k out of range removes nothing. It reuses
+// dst when it is large enough. It costs at most one BG/NBD and Gamma-Gamma
+// evaluation (none when the result is the all-zero "not a customer"). With
+// it an explanation can occlude a summary feature the way removing it from
+// the snapshot does: its own input and the derived inputs computed from it.
+func (e *Encoder) DerivedWithout(dst []float64, sum Summary, k int) []float64 {
+	if k >= 0 && k < numSummary {
+		sum[k] = 0
+	}
+	d := e.fit.values(&sum)
+	dst = dst[:0]
+	for _, i := range e.slots {
+		dst = append(dst, clean(d[e.derived[i]]))
+	}
+	return dst
+}
 
 // schemaVersion is the format version SchemaHash fingerprints. Version 2
 // added the derived BG/NBD inputs (DerivedInputs): a version-1 model's

@@ -38,6 +38,11 @@ func TestDefaultNumericFeaturesExcludeRawTimestamps(t *testing.T) {
 	if err := inputs.DefaultArch().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The classical baselines are inputs of the default network too, after
+	// the snapshot features.
+	if got := inputs.DefaultArch().NumericFeatures; !slices.Equal(got, append(names, inputs.DerivedInputs()...)) {
+		t.Errorf("default numeric inputs %v", got)
+	}
 }
 
 func TestEncode(t *testing.T) {
@@ -111,7 +116,7 @@ func TestBucketIsMurmur3InRange(t *testing.T) {
 func TestSchemaHash(t *testing.T) {
 	base := inputs.DefaultArch()
 	h := inputs.SchemaHash(base)
-	if h != inputs.SchemaHash(nn.Arch{NumericFeatures: inputs.DefaultNumericFeatures(), Heads: base.Heads}) {
+	if h != inputs.SchemaHash(nn.Arch{NumericFeatures: append(inputs.DefaultNumericFeatures(), inputs.DerivedInputs()...), Heads: base.Heads}) {
 		t.Error("schema hash depends on whether defaults were applied")
 	}
 	same := base
@@ -253,5 +258,71 @@ func TestDerivedInputs(t *testing.T) {
 	}
 	if inputs.IsDerived("purchases_total") {
 		t.Error("a snapshot feature reads as derived")
+	}
+}
+
+// DerivedWithout(SummaryOf(s), k) is, slot for slot and bit for bit, what
+// Encode writes into the derived inputs of s with its k-th summary feature
+// removed, for every k, with and without a fit, for customers, one-time
+// buyers, non-customers and broken summaries.
+func TestDerivedWithoutIsEncodeWithoutFeature(t *testing.T) {
+	fit := &inputs.Fit{BGNBD: clv.BGNBD{R: 0.25, Alpha: 4.5, A: 0.8, B: 2.4}, GammaGamma: &clv.GammaGamma{P: 6, Q: 3.5, V: 15}}
+	arch := inputs.DefaultArch()
+	base, err := inputs.New(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := base.DerivedSlots()
+	if len(slots) != len(inputs.DerivedInputs()) {
+		t.Fatalf("derived slots %v", slots)
+	}
+	for j, i := range slots {
+		if arch.NumericFeatures[i] != inputs.DerivedInputs()[j] {
+			t.Fatalf("slot %d is %s", i, arch.NumericFeatures[i])
+		}
+	}
+	summaries := []map[string]float64{
+		{"purchase_days": 3, "repeat_transactions": 2, "recency_weeks": 10, "age_weeks": 20, "repeat_avg_value": 40, "views_total": 9},
+		{"purchase_days": 1, "age_weeks": 5},
+		{"purchase_days": 2, "repeat_transactions": 1, "recency_weeks": 30, "age_weeks": 4, "repeat_avg_value": 1e301},
+		{"views_total": 4},
+		{"purchase_days": 1, "age_weeks": math.NaN()},
+		{"purchase_days": 4, "repeat_transactions": 3, "recency_weeks": math.Inf(1), "age_weeks": 7, "repeat_avg_value": 12},
+	}
+	names := inputs.SummaryFeatures()
+	checked := 0
+	for _, enc := range []*inputs.Encoder{base, base.WithFit(fit), base.WithFit(&inputs.Fit{BGNBD: fit.BGNBD})} {
+		for si, f := range summaries {
+			s := &features.Snapshot{Features: f}
+			sum := inputs.SummaryOf(s)
+			for k := -1; k < len(names); k++ {
+				without := map[string]float64{}
+				for n, v := range f {
+					if k < 0 || n != names[k] {
+						without[n] = v
+					}
+				}
+				ex := enc.Encode(&features.Snapshot{Features: without})
+				got := enc.DerivedWithout(nil, sum, k)
+				if len(got) != len(slots) {
+					t.Fatalf("%d values for %d slots", len(got), len(slots))
+				}
+				for j, i := range slots {
+					if math.Float64bits(got[j]) != math.Float64bits(ex.Numeric[i]) {
+						t.Fatalf("summary %d without %d: slot %s = %v, Encode says %v", si, k, arch.NumericFeatures[i], got[j], ex.Numeric[i])
+					}
+				}
+				if got[0] == 1 {
+					checked++
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no case with a defined customer")
+	}
+	plain, _ := inputs.New(nn.Arch{NumericFeatures: []string{"purchase_days"}, Heads: []string{"h"}})
+	if len(plain.DerivedSlots()) != 0 || len(plain.DerivedWithout(nil, inputs.Summary{1, 2, 3, 4, 5}, 0)) != 0 {
+		t.Error("an architecture without derived inputs has derived slots")
 	}
 }

@@ -22,14 +22,35 @@
 //
 // The explanation of a network score lists its top inputs (ExplainTop, 5)
 // with signed contributions: the score minus the score with that input
-// absent (a numeric feature at 0, a token field empty), and a readable
-// Label. It is occlusion, exactly what nn.Model.Explain computes against
-// the all-absent baseline, but only for the inputs that are present (an
-// absent input contributes 0): one forward pass per present input. Removing
-// an input from the snapshot changes the score by exactly its contribution
-// (TestExplanationIsFaithful checks this through Score on real snapshots).
-// It is computed lazily: once per user per flush, and when a trigger needs
-// it, rather than once per snapshot.
+// absent from the snapshot (a numeric feature at 0, a token field empty),
+// and a readable Label. It is occlusion, exactly what nn.Model.Explain
+// computes against the all-absent baseline, but only for the inputs that
+// are present (an absent input contributes 0): one forward pass per
+// present input. Removing an input from the snapshot changes the score by
+// exactly its contribution (TestExplanationIsFaithful checks this through
+// Score on real snapshots). It is computed lazily: once per user per
+// flush, and when a trigger needs it, rather than once per snapshot.
+//
+// Explanations are made of snapshot features, not of network inputs. The
+// derived BG/NBD inputs (inputs.DerivedInputs) are not in the snapshot, so
+// they cannot be removed from it, and removing one of the summary features
+// they are computed from (inputs.SummaryFeatures: purchase_days,
+// repeat_transactions, recency_weeks, age_weeks, repeat_avg_value) changes
+// them too. So a summary feature is occluded as its removal from the
+// snapshot would: its own input at 0 and the derived inputs at what the
+// encoder computes without it (inputs.Encoder.DerivedWithout), and the
+// derived inputs are never entries of their own: their effect is
+// attributed to the summary features they come from. Zeroing a derived
+// input alone would describe a profile that cannot exist, and zeroing a
+// summary feature alone would leave the explanation unfaithful to the
+// score of the snapshot without it. The example's summary (5 numbers,
+// inputs.SummaryOf) is kept with the user's pending example at scoring
+// time, so the explanation needs no snapshot; it costs at most 4 BG/NBD
+// evaluations per explained customer (removing purchase_days makes a
+// non-customer, whose derived inputs are 0 without computing them) and
+// none for a user who never bought. Its contributions therefore need not
+// match nn.Model.Explain for the summary features
+// (TestSparseExplainIsModelExplain checks both parts).
 //
 // # Performance
 //

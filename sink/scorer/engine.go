@@ -10,6 +10,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/nn"
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/observability"
@@ -38,8 +39,10 @@ type user struct {
 
 	// The explanation of the last snapshot's scores is computed lazily,
 	// once per flush (or when a trigger needs it): ex is the encoded
-	// snapshot and exServed the model that scored it.
+	// snapshot, exSum its summary (for a model with derived inputs) and
+	// exServed the model that scored it.
 	ex       *nn.Example
+	exSum    inputs.Summary
 	exServed *registry.Served
 }
 
@@ -139,7 +142,7 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 	if u.ex == nil {
 		u.ex = e.example()
 	}
-	net, err := e.net.predict(u.ex, s)
+	net, err := e.net.predict(u.ex, &u.exSum, s)
 	if err != nil {
 		return err
 	}
@@ -215,7 +218,7 @@ func (e *engine) explain(u *user) error {
 		n.bind(served)
 	}
 	start := time.Now()
-	expl, err := n.explain(*ex)
+	expl, err := n.explain(*ex, &u.exSum)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/streamprofile/streamprofile/features"
+	"github.com/streamprofile/streamprofile/model/inputs"
 	"github.com/streamprofile/streamprofile/model/nn"
 	"github.com/streamprofile/streamprofile/model/registry"
 	"github.com/streamprofile/streamprofile/schema"
@@ -390,37 +391,115 @@ func TestTriggerOccasions(t *testing.T) {
 	checkTriggerStory(t, res.triggers, res.stats)
 }
 
-// The scorer's explanation is nn.Model.Explain against the all-absent
-// baseline, computed for the present inputs only: on real snapshots it
-// lists exactly the contributions Explain finds, bit for bit, in order.
+// The scorer's explanation, computed for the present inputs only, is the
+// dense occlusion explanation, bit for bit, in order: for every input other
+// than the summary features (inputs.SummaryFeatures), nn.Model.Explain
+// against the all-absent baseline; for a summary feature of a model with
+// derived inputs, the score minus the score of the snapshot re-encoded
+// without it (its derived inputs recomputed). The derived inputs are no
+// entries of their own. A model without derived inputs (the default
+// architecture before they were added) is explained by nn.Model.Explain
+// alone, as before.
 func TestSparseExplainIsModelExplain(t *testing.T) {
 	served := trainedServed(t)
-	var n netScorer
-	n.top = 64
-	n.bind(served)
-	a := served.Encoder.Arch()
-	zero := nn.Example{Numeric: make([]float64, len(a.NumericFeatures))}
-	inputsN := len(a.NumericFeatures) + len(a.TokenFields)
+	if len(served.Encoder.DerivedSlots()) == 0 {
+		t.Fatal("the test model has no derived inputs")
+	}
+	old := inputs.DefaultArch()
+	old.NumericFeatures = inputs.DefaultNumericFeatures()
+	net, err := nn.NewNetwork(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := net.Snapshot()
+	net.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := registry.NewServed(registry.Version{Number: 3, SchemaHash: inputs.SchemaHash(old), Arch: old, CLV: served.Version.CLV}, m)
+	if err != nil {
+		t.Fatal(err)
+	}
 	snaps := heavySnaps(t)
-	for i := 0; i < len(snaps); i += 7 {
-		ex := served.Encoder.Encode(&snaps[i])
-		got, err := n.explain(ex)
-		if err != nil {
-			t.Fatal(err)
-		}
-		all, err := served.Model.Explain(ex, &zero)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for h, hi := range n.heads {
-			var want []contribution
-			for _, c := range all[hi*inputsN : (hi+1)*inputsN] {
-				want = append(want, contribution{Input: c.Input, Delta: c.Delta})
+	for _, tc := range []struct {
+		name   string
+		served *registry.Served
+	}{{"derived inputs", served}, {"no derived inputs", plain}} {
+		t.Run(tc.name, func(t *testing.T) {
+			served := tc.served
+			var n netScorer
+			n.top = 64
+			n.bind(served)
+			a := served.Encoder.Arch()
+			zero := nn.Example{Numeric: make([]float64, len(a.NumericFeatures))}
+			inputsN := len(a.NumericFeatures) + len(a.TokenFields)
+			var summary []string
+			if len(served.Encoder.DerivedSlots()) > 0 {
+				summary = inputs.SummaryFeatures()
 			}
-			want = topOf(want, n.top)
-			if !slices.Equal(got[h], want) {
-				t.Fatalf("snapshot %d head %d:\n got %v\nwant %v", i, h, got[h], want)
+			summaryEntries := 0
+			for i := 0; i < len(snaps); i += 7 {
+				s := &snaps[i]
+				ex := served.Encoder.Encode(s)
+				sum := inputs.SummaryOf(s)
+				got, err := n.explain(ex, &sum)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all, err := served.Model.Explain(ex, &zero)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full, err := served.Model.Predict(ex)
+				if err != nil {
+					t.Fatal(err)
+				}
+				without := make([][]float64, len(summary))
+				for k, name := range summary {
+					w := withoutFeature(*s, name)
+					if without[k], err = served.Model.Predict(served.Encoder.Encode(&w)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for h, hi := range n.heads {
+					var want []contribution
+					for _, c := range all[hi*inputsN : (hi+1)*inputsN] {
+						if !inputs.IsDerived(c.Input) && !slices.Contains(summary, c.Input) {
+							want = append(want, contribution{Input: c.Input, Delta: c.Delta})
+						}
+					}
+					for k, name := range summary {
+						want = append(want, contribution{Input: name, Delta: full[hi] - without[k][hi]})
+					}
+					want = topOf(want, n.top)
+					if !slices.Equal(got[h], want) {
+						t.Fatalf("snapshot %d head %d:\n got %v\nwant %v", i, h, got[h], want)
+					}
+					for _, c := range got[h] {
+						if inputs.IsDerived(c.Input) {
+							t.Fatalf("snapshot %d: derived input %s listed", i, c.Input)
+						}
+						if slices.Contains(summary, c.Input) {
+							summaryEntries++
+						}
+					}
+				}
 			}
+			if len(summary) > 0 && summaryEntries == 0 {
+				t.Fatal("no explanation listed a summary feature")
+			}
+		})
+	}
+}
+
+// withoutFeature returns s without the numeric feature name.
+func withoutFeature(s features.Snapshot, name string) features.Snapshot {
+	f := make(map[string]float64, len(s.Features))
+	for k, v := range s.Features {
+		if k != name {
+			f[k] = v
 		}
 	}
+	s.Features = f
+	return s
 }

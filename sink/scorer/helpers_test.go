@@ -3,7 +3,6 @@ package scorer
 import (
 	"errors"
 	"io"
-	"math"
 	"sort"
 	"sync"
 	"testing"
@@ -120,11 +119,30 @@ var trained = sync.OnceValues(func() (*registry.Served, error) {
 	if err != nil {
 		return nil, err
 	}
+	last := map[string]*features.Snapshot{}
+	for i := range s.snaps {
+		last[s.snaps[i].User] = &s.snaps[i]
+	}
+	var cs []clv.Customer
+	for _, sn := range last {
+		if c, ok := inputs.CustomerOf(sn.Features); ok {
+			cs = append(cs, c)
+		}
+	}
+	params := &registry.CLVParams{BGNBD: clv.BGNBD{R: 0.25, Alpha: 4, A: 0.8, B: 2.4}, Customers: len(cs), AsOf: time.Now().UTC()}
+	if bg, _, err := clv.FitBGNBD(cs, clv.FitOptions{MaxEvaluations: 2000}); err == nil {
+		params.BGNBD = bg
+	}
+	gg := clv.GammaGamma{P: 6, Q: 4, V: 15}
+	params.GammaGamma = &gg
 	arch := inputs.DefaultArch()
-	enc, err := inputs.New(arch)
+	base, err := inputs.New(arch)
 	if err != nil {
 		return nil, err
 	}
+	// The derived inputs are learnt with the fit the version is served
+	// with.
+	enc := base.WithFit(params.Fit())
 	net, err := nn.NewNetwork(arch)
 	if err != nil {
 		return nil, err
@@ -152,27 +170,6 @@ var trained = sync.OnceValues(func() (*registry.Served, error) {
 	if err != nil {
 		return nil, err
 	}
-	last := map[string]*features.Snapshot{}
-	for i := range s.snaps {
-		last[s.snaps[i].User] = &s.snaps[i]
-	}
-	var cs []clv.Customer
-	for _, sn := range last {
-		if sn.Features["purchase_days"] >= 1 {
-			c := clv.Customer{Frequency: sn.Features["repeat_transactions"], Recency: sn.Features["recency_weeks"],
-				T: math.Max(sn.Features["age_weeks"], sn.Features["recency_weeks"]), MonetaryMean: sn.Features["repeat_avg_value"]}
-			if c.Frequency == 0 {
-				c.Recency, c.MonetaryMean = 0, 0
-			}
-			cs = append(cs, c)
-		}
-	}
-	params := &registry.CLVParams{BGNBD: clv.BGNBD{R: 0.25, Alpha: 4, A: 0.8, B: 2.4}, Customers: len(cs), AsOf: time.Now().UTC()}
-	if bg, _, err := clv.FitBGNBD(cs, clv.FitOptions{MaxEvaluations: 2000}); err == nil {
-		params.BGNBD = bg
-	}
-	gg := clv.GammaGamma{P: 6, Q: 4, V: 15}
-	params.GammaGamma = &gg
 	v := registry.Version{Number: 7, SchemaHash: enc.SchemaHash(), Arch: arch, Status: registry.StatusChampion, CLV: params}
 	return registry.NewServed(v, m)
 })
