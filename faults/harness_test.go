@@ -171,13 +171,22 @@ func runIngester(ctx context.Context, s childSpec, log *slog.Logger) error {
 
 // trainerConfig is the train role of the fault cases: a small network, short
 // horizons and frequent checkpoints, every learnt example audited in the
-// versions it cuts (registry in the case's Redis database).
+// versions it cuts (registry in the case's Redis database). Its erasure
+// topic is the case's own: the shared default would replay other tests'
+// erasures into it, and whether an erased user's pending example is
+// dropped or already learnt depends on timing, which the comparison with
+// an uninterrupted trainer cannot allow.
 func trainerConfig(s childSpec) app.TrainerConfig {
+	erasures := s.Erasures
+	if erasures == "" {
+		erasures = s.Topic + ".erasures"
+	}
 	arch := inputs.DefaultArch()
 	arch.Hidden, arch.HashBuckets = []int{16}, 256
 	return app.TrainerConfig{
 		Brokers: s.Brokers, Topic: s.Topic, Group: s.Group, SessionTimeout: 6 * time.Second,
-		Registry: app.RegistryConfig{Redis: app.RedisConfig{Addr: s.Redis, DB: s.DB}, Prefix: s.Prefix, Topic: "-"},
+		Registry:     app.RegistryConfig{Redis: app.RedisConfig{Addr: s.Redis, DB: s.DB}, Prefix: s.Prefix, Topic: "-"},
+		ErasureTopic: erasures,
 		Trainer: trainer.Config{Arch: arch, PurchaseHorizon: 5 * time.Minute, RepeatHorizon: 24 * time.Hour,
 			AllowedLateness: time.Minute, BatchSize: 32, CheckpointBatches: 5, CheckpointInterval: 300 * time.Millisecond,
 			AuditTrained: true, Gate: trainer.GateConfig{Examples: 1000, MinExamples: 200}},
