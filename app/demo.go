@@ -466,6 +466,12 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	runCtx, stopIngest := context.WithCancel(ctx)
 	defer stopIngest()
 	g, gctx := errgroup.WithContext(runCtx)
+	// Whatever path returns, the roles have stopped before the deferred
+	// Closes above release what they use (Wait is idempotent).
+	defer func() {
+		stopIngest()
+		_ = g.Wait()
+	}()
 	// The consumers run alongside the replay: their progress lines count
 	// from here, not from when the demo starts waiting for them.
 	running := time.Now()

@@ -97,6 +97,9 @@ func (t *Trainer) ProcessSnapshot(ctx context.Context, partition int, offset int
 func (t *Trainer) Tick(ctx context.Context) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
 	if !t.restored {
 		return nil
 	}
@@ -109,6 +112,9 @@ func (t *Trainer) Tick(ctx context.Context) error {
 func (t *Trainer) Checkpoint(ctx context.Context) (int64, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return 0, ErrClosed
+	}
 	if !t.restored {
 		return 0, nil
 	}
