@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -47,33 +48,29 @@ func loadYAML(path string, v any) error {
 	return nil
 }
 
-// commonFlags are shared by the Kafka/Redis roles.
+// commonFlags are shared by the Kafka/Redis roles: brokers, Redis and
+// logging.
 type commonFlags struct {
 	brokers, redisAddr, redisCluster, logFormat, logLevel string
 }
 
-func (c *commonFlags) register(fs *flag.FlagSet, cfg *app.IngestConfig) {
-	fs.StringVar(&c.brokers, "brokers", strings.Join(cfg.Brokers, ","), "Kafka bootstrap brokers, comma-separated")
-	addr := cfg.Redis.Addr
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	fs.StringVar(&c.redisAddr, "redis", addr, "Redis address (standalone)")
-	fs.StringVar(&c.redisCluster, "redis-cluster", strings.Join(cfg.Redis.Cluster, ","), "Redis Cluster seed addresses, comma-separated (overrides --redis)")
+// register declares the flags, their defaults taken from the config file's
+// brokers and redis; redisHelp describes --redis.
+func (c *commonFlags) register(fs *flag.FlagSet, brokers []string, redis app.RedisConfig, redisHelp string) {
+	fs.StringVar(&c.brokers, "brokers", strings.Join(brokers, ","), "Kafka bootstrap brokers, comma-separated")
+	fs.StringVar(&c.redisAddr, "redis", orDefault(redis.Addr, "127.0.0.1:6379"), redisHelp)
+	fs.StringVar(&c.redisCluster, "redis-cluster", strings.Join(redis.Cluster, ","), "Redis Cluster seed addresses, comma-separated (overrides --redis)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
 
-func (c *commonFlags) apply(cfg *app.IngestConfig, stderr io.Writer) error {
-	cfg.Brokers = splitList(c.brokers)
-	cfg.Redis.Addr = c.redisAddr
-	cfg.Redis.Cluster = splitList(c.redisCluster)
-	log, err := newLogger(stderr, c.logFormat, c.logLevel)
-	if err != nil {
-		return err
-	}
-	cfg.Logger = log
-	return nil
+// apply sets brokers and redis from the parsed flags and returns the
+// logger they ask for.
+func (c *commonFlags) apply(brokers *[]string, redis *app.RedisConfig, stderr io.Writer) (*slog.Logger, error) {
+	*brokers = splitList(c.brokers)
+	redis.Addr = c.redisAddr
+	redis.Cluster = splitList(c.redisCluster)
+	return newLogger(stderr, c.logFormat, c.logLevel)
 }
 
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -85,7 +82,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	var c commonFlags
-	c.register(fs, &cfg)
+	c.register(fs, cfg.Brokers, cfg.Redis, "Redis address (standalone)")
 	var tf telemetryFlags
 	tf.register(fs, ":9090")
 	fs.StringVar(&cfg.Group, "group", orDefault(cfg.Group, "streamprofile"), "Kafka consumer group")
@@ -103,9 +100,11 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if err := c.apply(&cfg, stderr); err != nil {
+	log, err := c.apply(&cfg.Brokers, &cfg.Redis, stderr)
+	if err != nil {
 		return err
 	}
+	cfg.Logger = log
 	tel, stopTelemetry, err := tf.setup(ctx, "streamprofile-ingest", cfg.Logger)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/streamprofile/streamprofile/app"
@@ -17,10 +16,8 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := loadYAML(configPath(args), &cfg); err != nil {
 		return err
 	}
-	var brokers, redisAddr, redisCluster, logFormat, logLevel string
-	fs.StringVar(&brokers, "brokers", strings.Join(cfg.Brokers, ","), "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&redisAddr, "redis", orDefault(cfg.Redis.Addr, "127.0.0.1:6379"), "Redis address of the profiles and the model registry (standalone)")
-	fs.StringVar(&redisCluster, "redis-cluster", strings.Join(cfg.Redis.Cluster, ","), "Redis Cluster seed addresses, comma-separated (overrides --redis)")
+	var c commonFlags
+	c.register(fs, cfg.Brokers, cfg.Redis, "Redis address of the profiles and the model registry (standalone)")
 	fs.StringVar(&cfg.Registry.Dir, "registry-dir", cfg.Registry.Dir, "read the model registry from this directory instead of Redis")
 	fs.StringVar(&cfg.Scorer.Prefix, "prefix", orDefault(cfg.Scorer.Prefix, "sp"), "Redis key prefix (the ingester's; also the registry's)")
 	fs.StringVar(&cfg.Group, "group", orDefault(cfg.Group, "streamprofile-scorer"), "Kafka consumer group")
@@ -32,17 +29,12 @@ func runScore(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.Partitions, "partitions", orInt(cfg.Partitions, 6), "partitions for created topics")
 	fs.DurationVar(&cfg.Scorer.Lateness, "lateness", orDur(cfg.Scorer.Lateness, 10*time.Minute), "event-time timers fire this long after the newest snapshot time passes them (the ingester's allowed lateness)")
 	fs.DurationVar(&cfg.Scorer.IdleAfter, "idle-after", orDur(cfg.Scorer.IdleAfter, 30*time.Second), "an idle partition's clock follows wall time after this long without records")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	var tf telemetryFlags
 	tf.register(fs, ":9090")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.Brokers = splitList(brokers)
-	cfg.Redis.Addr = redisAddr
-	cfg.Redis.Cluster = splitList(redisCluster)
-	log, err := newLogger(stderr, logFormat, logLevel)
+	log, err := c.apply(&cfg.Brokers, &cfg.Redis, stderr)
 	if err != nil {
 		return err
 	}

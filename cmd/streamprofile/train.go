@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/streamprofile/streamprofile/app"
@@ -17,10 +16,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := loadYAML(configPath(args), &cfg); err != nil {
 		return err
 	}
-	var brokers, redisAddr, redisCluster, logFormat, logLevel string
-	fs.StringVar(&brokers, "brokers", strings.Join(cfg.Brokers, ","), "Kafka bootstrap brokers, comma-separated")
-	fs.StringVar(&redisAddr, "redis", orDefault(cfg.Registry.Redis.Addr, "127.0.0.1:6379"), "Redis address of the model registry (standalone)")
-	fs.StringVar(&redisCluster, "redis-cluster", strings.Join(cfg.Registry.Redis.Cluster, ","), "Redis Cluster seed addresses, comma-separated (overrides --redis)")
+	var c commonFlags
+	c.register(fs, cfg.Brokers, cfg.Registry.Redis, "Redis address of the model registry (standalone)")
 	fs.StringVar(&cfg.Registry.Dir, "registry-dir", cfg.Registry.Dir, "store the model registry in this directory instead of Redis")
 	fs.StringVar(&cfg.Registry.Prefix, "prefix", orDefault(cfg.Registry.Prefix, "sp"), "Redis key prefix of the registry")
 	fs.StringVar(&cfg.Group, "group", orDefault(cfg.Group, "streamprofile-trainer"), "Kafka consumer group")
@@ -31,17 +28,12 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Trainer.PurchaseHorizon, "purchase-horizon", orDur(cfg.Trainer.PurchaseHorizon, 30*time.Minute), "purchase_propensity horizon")
 	fs.DurationVar(&cfg.Trainer.RepeatHorizon, "repeat-horizon", orDur(cfg.Trainer.RepeatHorizon, 90*24*time.Hour), "repeat_purchase_90d horizon")
 	fs.DurationVar(&cfg.Trainer.AllowedLateness, "allowed-lateness", orDur(cfg.Trainer.AllowedLateness, 10*time.Minute), "the ingester's allowed lateness (labels mature this much after their horizon)")
-	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
-	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	var tf telemetryFlags
 	tf.register(fs, ":9090")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg.Brokers = splitList(brokers)
-	cfg.Registry.Redis.Addr = redisAddr
-	cfg.Registry.Redis.Cluster = splitList(redisCluster)
-	log, err := newLogger(stderr, logFormat, logLevel)
+	log, err := c.apply(&cfg.Brokers, &cfg.Registry.Redis, stderr)
 	if err != nil {
 		return err
 	}
