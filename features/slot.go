@@ -49,13 +49,9 @@ var slotTags = sync.OnceValue(func() *[clusterSlots]string {
 // whose keys share the slot of keys tagged {user}.
 func SlotTag(user string) string { return slotTags()[Slot(user)] }
 
-// userDigest is a one-way digest of a stored user id, for keys and values
-// that must recognise the user without naming them.
 // UserDigest is a one-way digest of a stored user id, for keys and values
 // that must recognise the user without naming them.
-func UserDigest(user string) string { return userDigest(user) }
-
-func userDigest(user string) string {
+func UserDigest(user string) string {
 	h := sha256.Sum256([]byte("streamprofile/erased/v1\x00" + user))
 	return hex.EncodeToString(h[:16])
 }

@@ -182,7 +182,7 @@ func (s *Store) UserOfKey(key string) (string, bool) {
 // neither the user nor anything derived from them except a one-way digest:
 // the marker outlives the profile it stops from being rebuilt.
 func (s *Store) ErasedKey(user string) string {
-	return s.cfg.Prefix + ":{" + SlotTag(HashTag(user)) + "}:erased:" + userDigest(user)
+	return s.cfg.Prefix + ":{" + SlotTag(HashTag(user)) + "}:erased:" + UserDigest(user)
 }
 
 // AliasKey is the key naming the profile an anonymous id was merged into.
