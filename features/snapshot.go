@@ -67,17 +67,8 @@ type SnapshotSource struct {
 func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src SnapshotSource) Snapshot {
 	var v Vector
 	st.evaluate(ev.TS.UnixMilli(), cfg, &v)
-	s := Snapshot{
-		Version: SnapshotVersion, ID: ev.EventID, User: user, TS: ev.TS, Type: string(ev.Type),
-		ItemID: ev.ItemID, Category: ev.Category, Brand: ev.Brand,
-		Features: v.Map(), AdsOff: st.AdsOff, Source: src,
-	}
-	if ev.Price != nil {
-		s.Price = *ev.Price
-	}
-	if ev.Type == stream.TypePurchase {
-		s.Amount = float64(ev.AmountMicros()) / 1e6
-	}
+	s := snapshotHead(ev, user, st, src)
+	s.Features = v.Map()
 	if ev.Type == stream.TypeView && ev.ItemID != "" {
 		s.Recent = st.AppendRecentBefore(nil, ev.ItemID)
 	}
@@ -95,6 +86,23 @@ func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src Snap
 			names[j] = st.Aff[i].Entries[x].Name
 		}
 		s.Tokens[d] = names
+	}
+	return s
+}
+
+// snapshotHead is the snapshot of st right after ev without the fields
+// computed from st's affinities, features and recent views: Features,
+// Tokens and Recent.
+func snapshotHead(ev *stream.Event, user string, st *State, src SnapshotSource) Snapshot {
+	s := Snapshot{
+		Version: SnapshotVersion, ID: ev.EventID, User: user, TS: ev.TS, Type: string(ev.Type),
+		ItemID: ev.ItemID, Category: ev.Category, Brand: ev.Brand, AdsOff: st.AdsOff, Source: src,
+	}
+	if ev.Price != nil {
+		s.Price = *ev.Price
+	}
+	if ev.Type == stream.TypePurchase {
+		s.Amount = float64(ev.AmountMicros()) / 1e6
 	}
 	return s
 }

@@ -3,7 +3,6 @@ package features
 import (
 	"math"
 	"slices"
-	"strconv"
 
 	"github.com/streamprofile/streamprofile/stream"
 )
@@ -62,44 +61,11 @@ type SnapshotEncoder struct {
 func (e *SnapshotEncoder) Append(b []byte, ev *stream.Event, user string, st *State, cfg *Config, src SnapshotSource) ([]byte, error) {
 	orig := b
 	fail := func(err error) ([]byte, error) { return orig, err }
-	var err error
-	b = append(b, `{"v":`...)
-	b = strconv.AppendInt(b, SnapshotVersion, 10)
-	b = append(b, `,"id":`...)
-	b = appendJSONString(b, ev.EventID)
-	b = append(b, `,"user_id":`...)
-	b = appendJSONString(b, user)
-	b = append(b, `,"ts":`...)
-	if b, err = appendJSONTime(b, ev.TS); err != nil {
+	// Every field but features, tokens and recent_items as Encode writes it.
+	head := snapshotHead(ev, user, st, src)
+	b, err := head.appendJSONHead(b)
+	if err != nil {
 		return fail(err)
-	}
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, string(ev.Type))
-	if ev.ItemID != "" {
-		b = append(b, `,"item_id":`...)
-		b = appendJSONString(b, ev.ItemID)
-	}
-	if ev.Category != "" {
-		b = append(b, `,"category":`...)
-		b = appendJSONString(b, ev.Category)
-	}
-	if ev.Brand != "" {
-		b = append(b, `,"brand":`...)
-		b = appendJSONString(b, ev.Brand)
-	}
-	if ev.Price != nil && *ev.Price != 0 {
-		b = append(b, `,"price":`...)
-		if b, err = appendJSONFloat(b, *ev.Price); err != nil {
-			return fail(err)
-		}
-	}
-	if ev.Type == stream.TypePurchase {
-		if amount := float64(ev.AmountMicros()) / 1e6; amount != 0 {
-			b = append(b, `,"amount":`...)
-			if b, err = appendJSONFloat(b, amount); err != nil {
-				return fail(err)
-			}
-		}
 	}
 
 	var v Vector
@@ -150,20 +116,10 @@ func (e *SnapshotEncoder) Append(b []byte, ev *stream.Event, user string, st *St
 		e.recent = st.AppendRecentBefore(e.recent[:0], ev.ItemID)
 		b = appendJSONRecent(b, e.recent)
 	}
-	if st.AdsOff {
-		b = append(b, `,"ads_off":true`...)
-	}
-	b = append(b, `,"source":{"topic":`...)
-	b = appendJSONString(b, src.Topic)
-	b = append(b, `,"partition":`...)
-	b = strconv.AppendInt(b, int64(src.Partition), 10)
-	b = append(b, `,"offset":`...)
-	b = strconv.AppendInt(b, src.Offset, 10)
-	b = append(b, `,"appended":`...)
-	if b, err = appendJSONTime(b, src.Appended); err != nil {
+	if b, err = head.appendJSONTail(b); err != nil {
 		return fail(err)
 	}
-	return append(b, "}}"...), nil
+	return b, nil
 }
 
 // topIndexes appends to dst the indexes of a's k strongest entries,

@@ -31,6 +31,50 @@ var sortedDefNames, sortedDefKeys = func() ([]string, [][]byte) {
 // benchmark harness found encoding/json's reflective map encoding (key
 // sorting through reflect.Value) to be half of the ingester's CPU.
 func (s *Snapshot) appendJSON(b []byte) ([]byte, error) {
+	b, err := s.appendJSONHead(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"features":`...)
+	if b, err = appendJSONFeatures(b, s.Features); err != nil {
+		return nil, err
+	}
+	if len(s.Tokens) > 0 {
+		b = append(b, `,"tokens":{`...)
+		keys := make([]string, 0, len(s.Tokens))
+		for k := range s.Tokens {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, k)
+			b = append(b, ':')
+			list := s.Tokens[k]
+			if list == nil {
+				b = append(b, "null"...)
+				continue
+			}
+			b = append(b, '[')
+			for j, t := range list {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, t)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	b = appendJSONRecent(b, s.Recent)
+	return s.appendJSONTail(b)
+}
+
+// appendJSONHead writes the snapshot's fields before "features", from the
+// opening brace on.
+func (s *Snapshot) appendJSONHead(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"v":`...)
 	b = strconv.AppendInt(b, int64(s.Version), 10)
@@ -68,40 +112,13 @@ func (s *Snapshot) appendJSON(b []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	b = append(b, `,"features":`...)
-	if b, err = appendJSONFeatures(b, s.Features); err != nil {
-		return nil, err
-	}
-	if len(s.Tokens) > 0 {
-		b = append(b, `,"tokens":{`...)
-		keys := make([]string, 0, len(s.Tokens))
-		for k := range s.Tokens {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			list := s.Tokens[k]
-			if list == nil {
-				b = append(b, "null"...)
-				continue
-			}
-			b = append(b, '[')
-			for j, t := range list {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, t)
-			}
-			b = append(b, ']')
-		}
-		b = append(b, '}')
-	}
-	b = appendJSONRecent(b, s.Recent)
+	return b, nil
+}
+
+// appendJSONTail writes the snapshot's fields after "recent_items" and
+// closes the object.
+func (s *Snapshot) appendJSONTail(b []byte) ([]byte, error) {
+	var err error
 	if s.AdsOff {
 		b = append(b, `,"ads_off":true`...)
 	}
