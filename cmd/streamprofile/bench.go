@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -57,8 +58,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger = log
 	cfg.Brokers = splitList(brokers)
-	quickUsers := cfg.Quick && !flagSet(args, "users")
-	if cfg.Quick && !flagSet(args, "bounded-cache-users") {
+	quickUsers := cfg.Quick && !flagSet(fs, "users")
+	if cfg.Quick && !flagSet(fs, "bounded-cache-users") {
 		cfg.BoundedCacheUsers = 0
 	}
 	if !quickUsers {
@@ -106,15 +107,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// flagSet reports whether args set the flag name (or its environment
-// variable does).
-func flagSet(args []string, name string) bool {
-	for _, a := range args {
-		a = strings.TrimLeft(a, "-")
-		if a == name || strings.HasPrefix(a, name+"=") {
-			return true
-		}
-	}
-	_, ok := os.LookupEnv("STREAMPROFILE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
-	return ok
+// flagSet reports whether the parsed command line of fs set the flag name,
+// or its environment variable is set.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	_, ok := os.LookupEnv(envKey(name))
+	return ok || isSet(fs, name)
 }

@@ -104,7 +104,7 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		key := "STREAMPROFILE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envKey(f.Name)
 		if v, ok := os.LookupEnv(key); ok {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = usageError{fmt.Errorf("%s=%q: %w", key, v, err)}
@@ -124,6 +124,12 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	return nil
+}
+
+// envKey is the environment variable of flag name: STREAMPROFILE_<NAME>,
+// dashes as underscores.
+func envKey(name string) string {
+	return "STREAMPROFILE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // newLogger builds the process logger: text or JSON (--log-format) at

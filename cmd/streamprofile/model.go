@@ -124,7 +124,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func parseFlagsLoose(fs *flag.FlagSet, args []string) error {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		key := "STREAMPROFILE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envKey(f.Name)
 		if v, ok := os.LookupEnv(key); ok && !isSet(fs, f.Name) {
 			if err := f.Value.Set(v); err != nil && envErr == nil {
 				envErr = usageError{fmt.Errorf("%s=%q: %w", key, v, err)}
