@@ -51,6 +51,12 @@ type entry struct {
 	fresh time.Time
 }
 
+// forget drops what is cached of an erased user's profile, keeping the
+// erasure and what the cache itself needs (stamp, lastUse).
+func (e *entry) forget() {
+	*e = entry{stamp: e.stamp, erased: true, erasedAt: e.erasedAt, lastUse: e.lastUse}
+}
+
 // processor owns one partition: its cache, watermark and pending flush.
 // Everything here is touched only by the processor's goroutine.
 type processor struct {
@@ -281,8 +287,7 @@ func (p *processor) process(ctx context.Context, batch []kafka.Message) error {
 			ent := p.cache[u]
 			ent.erased, ent.erasedAt = true, e.At
 			if !ent.dirty {
-				// Forget what was cached: the profile is gone.
-				*ent = entry{stamp: ent.stamp, erased: true, erasedAt: e.At, lastUse: ent.lastUse}
+				ent.forget() // the profile is gone
 			}
 		}
 	}
@@ -575,8 +580,7 @@ func (p *processor) flush(ctx context.Context, feed *stream.Feed) (err error) {
 	}
 	for _, u := range st.Erased {
 		// Erased while cached: forget the state.
-		e := p.cache[u]
-		*e = entry{stamp: e.stamp, erased: true, erasedAt: e.erasedAt, lastUse: e.lastUse}
+		p.cache[u].forget()
 	}
 	if len(p.aliases) > 0 {
 		p.aliases = map[string]string{}
