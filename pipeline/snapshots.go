@@ -32,21 +32,21 @@ const OutputSnapshot = "snapshot"
 
 // Outputs implements StageOutputs.
 func (s *SnapshotStage) Outputs() map[string]string {
-	topic := s.Topic
-	if topic == "" {
-		topic = DefaultSnapshotTopic
+	return map[string]string{s.topic(): OutputSnapshot}
+}
+
+// topic is the topic snapshots are written to.
+func (s *SnapshotStage) topic() string {
+	if s.Topic == "" {
+		return DefaultSnapshotTopic
 	}
-	return map[string]string{topic: OutputSnapshot}
+	return s.Topic
 }
 
 // Partition implements Stage.
 func (s *SnapshotStage) Partition(ctx context.Context, p stream.Partition) (PartitionStage, error) {
-	topic := s.Topic
-	if topic == "" {
-		topic = DefaultSnapshotTopic
-	}
 	cfg := s.Features.WithDefaults()
-	return &snapshotPartition{topic: topic, cfg: cfg, headers: s.Headers}, nil
+	return &snapshotPartition{topic: s.topic(), cfg: cfg, headers: s.Headers}, nil
 }
 
 type snapshotPartition struct {
