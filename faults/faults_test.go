@@ -154,12 +154,7 @@ func TestIngesterSIGKILL(t *testing.T) {
 	for _, p := range procs {
 		p.stop()
 	}
-	evs := eventsOf(recs)
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(map[string]stream.Reason{})
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, nil)
 	r.Injected = fmt.Sprintf("%d SIGKILLs in %d rounds (%d processes in all)", kills, len(recovered), len(all))
 	r.Recovered = stats(recovered)
 	r.Notes = fmt.Sprintf("recovery = every partition processed again (includes the 6 s session timeout); "+
@@ -193,12 +188,7 @@ func TestKafkaRestartMidStream(t *testing.T) {
 	r.PeakRSS = in.peak.Load()
 	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	evs := eventsOf(recs)
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(map[string]stream.Reason{})
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, nil)
 	r.Injected = fmt.Sprintf("broker down %s (stop, 5 s, start) after %d of %d events", dur(down), at, len(recs))
 	r.Notes = fmt.Sprintf("publisher retried %d chunks; ingester consumed %d records (%d duplicates dropped by event id); "+
 		"lag 0 %s after the last publish; DLQ %d (0 expected); snapshots: %d distinct, %d repeats, %d differing",
@@ -242,12 +232,7 @@ func TestSlowRedis(t *testing.T) {
 	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
 	restarts := strings.Count(tail(in.log, 1<<20), "partition processor failed")
-	evs := eventsOf(recs)
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(map[string]stream.Reason{})
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, nil)
 	r.Injected = "CLIENT PAUSE ALL for 2 s, 4 s, 6 s at 800 events/s"
 	r.Recovered = stats(recovered)
 	r.Notes = fmt.Sprintf("lag before→after each pause %s (backpressure: the backlog waits in Kafka); %d partition restarts "+
@@ -363,7 +348,6 @@ func TestPoisonAtHighRate(t *testing.T) {
 	r := &row{Case: "poison messages at a high rate (1 bad record after every good one)"}
 	record(t, r)
 	recs := rekeyed(t, sampleRecords(t), 3)
-	evs := eventsOf(recs)
 
 	clean := newEnv(t, envOpts{})
 	cleanTook, cleanCPU, cin := clean.throughput(clean.messages(recs))
@@ -374,11 +358,7 @@ func TestPoisonAtHighRate(t *testing.T) {
 	took, cpu, in := e.throughput(msgs)
 	r.PeakRSS = max(in.peak.Load(), cin.peak.Load())
 	in.stop()
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(want)
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, want)
 	var reasons []string
 	for _, k := range poisons(time.Time{}) {
 		reasons = append(reasons, fmt.Sprintf("%s %d", k.reason, dlq.ByReason[string(k.reason)]))
@@ -554,12 +534,7 @@ func TestRedisKilledMidStream(t *testing.T) {
 	r.PeakRSS = in.peak.Load()
 	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
-	evs := eventsOf(recs)
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(map[string]stream.Reason{})
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, nil)
 	r.Injected = fmt.Sprintf("SIGKILL + start (%s) after %d of %d events; checkpoints covered %d before, %d after",
 		dur(down), at, len(recs), at, after)
 	r.Notes = fmt.Sprintf("%d records re-read from checkpoints (%d replay-skipped); DLQ %d; snapshots: %d distinct, "+

@@ -890,6 +890,20 @@ func (e *env) checkExamples(evs []stream.Event) examplesCheck {
 	return c
 }
 
+// verify checks a case's outcome against the records it published: the
+// stored profiles exactly against the batch recomputation (the events lost
+// and applied twice go to r), the DLQ against the injected bad records
+// (fault-id → reason; nil when none), and the examples topic against the
+// events.
+func (e *env) verify(r *row, recs []source.Record, bad map[string]stream.Reason) (dlqCheck, examplesCheck) {
+	e.t.Helper()
+	evs := eventsOf(recs)
+	v := e.compareProfiles(evs, nil, nil)
+	r.Lost, r.Dup = v.Lost, v.Dup
+	requireExact(e.t, v)
+	return e.checkDLQ(bad), e.checkExamples(evs)
+}
+
 // ---------------------------------------------------------------- results
 
 // row is one line of the results table.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/streamprofile/streamprofile/internal/testenv"
-	"github.com/streamprofile/streamprofile/stream"
 )
 
 // redis-server (append-only file on) is restarted while the sample streams
@@ -44,12 +43,7 @@ func TestRedisRestartMidStream(t *testing.T) {
 	in.stop() // the child writes its final counters as it exits
 	st := in.readStats()
 
-	evs := eventsOf(recs)
-	v := e.compareProfiles(evs, nil, nil)
-	r.Lost, r.Dup = v.Lost, v.Dup
-	requireExact(t, v)
-	dlq := e.checkDLQ(map[string]stream.Reason{})
-	ex := e.checkExamples(evs)
+	dlq, ex := e.verify(r, recs, nil)
 	r.Injected = fmt.Sprintf("restart (%s) after %d of %d events", dur(down), at, len(recs))
 	r.Notes = fmt.Sprintf("lag 0 %s after the last publish; %d records re-read from checkpoints (%d replay-skipped); "+
 		"DLQ %d (0 expected); snapshots: %d distinct, %d repeats, %d differing",
