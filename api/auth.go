@@ -113,7 +113,7 @@ func ParseTokens(b []byte) ([]TokenSpec, error) {
 			return tfe
 		}
 		if e.Token != "" {
-			return nil, fail("tokens are never stored in clear: replace \"token\" by \"sha256\", the hex SHA-256 of the token (streamprofile serve token prints both)")
+			return nil, fail("tokens are never stored in clear: replace \"token\" by \"sha256\", the hex SHA-256 of the token (streamprofile token prints both)")
 		}
 		spec := TokenSpec{Name: e.Name, SHA256: e.SHA256}
 		for _, s := range e.Scopes {
