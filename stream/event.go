@@ -198,15 +198,7 @@ func (d *Decoder) Decode(b []byte) (Event, error) {
 	var schema, quantity *int
 	var price *float64
 	if w.parseFast(trimmed) {
-		if w.numbers&(1<<fSchema) != 0 {
-			schema = &w.schemaV
-		}
-		if w.numbers&(1<<fPrice) != 0 {
-			price = &w.priceV
-		}
-		if w.numbers&(1<<fQuantity) != 0 {
-			quantity = &w.quantityV
-		}
+		schema, price, quantity = w.fastNumbers()
 	} else {
 		// Anything unusual, valid or not: encoding/json decides.
 		slow := new(wireEvent)

@@ -18,15 +18,7 @@ func CheckParseFast(b []byte) (accepted bool, diff string) {
 	if err := json.Unmarshal(b, &ref); err != nil {
 		return true, "json.Unmarshal rejects it: " + err.Error()
 	}
-	if w.numbers&(1<<fSchema) != 0 {
-		w.Schema = &w.schemaV
-	}
-	if w.numbers&(1<<fPrice) != 0 {
-		w.Price = &w.priceV
-	}
-	if w.numbers&(1<<fQuantity) != 0 {
-		w.Quantity = &w.quantityV
-	}
+	w.Schema, w.Price, w.Quantity = w.fastNumbers()
 	got := w
 	got.schemaV, got.priceV, got.quantityV, got.numbers = 0, 0, 0, 0
 	if !reflect.DeepEqual(got, ref) {

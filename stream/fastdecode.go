@@ -205,6 +205,22 @@ func (w *wireEvent) parseFast(b []byte) bool {
 	}
 }
 
+// fastNumbers returns what json.Unmarshal would have set Schema, Price
+// and Quantity to, after parseFast: pointers to schemaV, priceV and
+// quantityV for the numbers present, nil for the others.
+func (w *wireEvent) fastNumbers() (schema *int, price *float64, quantity *int) {
+	if w.numbers&(1<<fSchema) != 0 {
+		schema = &w.schemaV
+	}
+	if w.numbers&(1<<fPrice) != 0 {
+		price = &w.priceV
+	}
+	if w.numbers&(1<<fQuantity) != 0 {
+		quantity = &w.quantityV
+	}
+	return schema, price, quantity
+}
+
 // setString stores a string value; false when field f is not a string.
 func (w *wireEvent) setString(f int, s []byte) bool {
 	var dst *string
