@@ -472,6 +472,15 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		stopIngest()
 		_ = g.Wait()
 	}()
+	// stopped stops the roles once gctx has ended early: the error of the
+	// role that failed, else ctx's.
+	stopped := func() error {
+		stopIngest()
+		if werr := g.Wait(); werr != nil {
+			return werr
+		}
+		return ctx.Err()
+	}
 	// The consumers run alongside the replay: their progress lines count
 	// from here, not from when the demo starts waiting for them.
 	running := time.Now()
@@ -537,11 +546,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 			break
 		}
 		if gctx.Err() != nil {
-			stopIngest()
-			if werr := g.Wait(); werr != nil {
-				return nil, werr
-			}
-			return nil, ctx.Err()
+			return nil, stopped()
 		}
 	}
 	ing.Done()
@@ -549,26 +554,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if tr != nil {
 		// The trainer has learnt from everything once its group has
 		// consumed the whole snapshot topic.
-		tp := progress.New("train", 0, progress.Options{Out: cfg.Progress, Start: running})
-		var last int64
-		for caught := GroupCaughtUp("trainer", tr.Group(), 0); ; {
-			st := tr.Stats()
-			n := st.Snapshots + st.Duplicates + st.BadSnapshots
-			tp.Add(n - last)
-			last = n
-			if tr.Group().Joined() && caught.Check(gctx) == nil {
-				break
-			}
-			if gctx.Err() != nil {
-				stopIngest()
-				if werr := g.Wait(); werr != nil {
-					return nil, werr
-				}
-				return nil, ctx.Err()
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := waitConsumed(gctx, tr.Group(), progress.New("train", 0, progress.Options{Out: cfg.Progress, Start: running}),
+			func() int64 { st := tr.Stats(); return st.Snapshots + st.Duplicates + st.BadSnapshots }); err != nil {
+			return nil, stopped()
 		}
-		tp.Done()
 		// Cut a version with everything learnt, so the report and the
 		// profiles carry the final model.
 		if _, err := tr.Learner().Checkpoint(gctx); err != nil {
@@ -578,25 +567,10 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		rep.WallSeconds = time.Since(start).Seconds()
 	}
 	if sc != nil {
-		sp := progress.New("score", 0, progress.Options{Out: cfg.Progress, Start: running})
-		var last int64
-		for caught := GroupCaughtUp("scorer", sc.Group(), 0); ; {
-			n := sc.Stats().Snapshots
-			sp.Add(n - last)
-			last = n
-			if sc.Group().Joined() && caught.Check(gctx) == nil {
-				break
-			}
-			if gctx.Err() != nil {
-				stopIngest()
-				if werr := g.Wait(); werr != nil {
-					return nil, werr
-				}
-				return nil, ctx.Err()
-			}
-			time.Sleep(100 * time.Millisecond)
+		if err := waitConsumed(gctx, sc.Group(), progress.New("score", 0, progress.Options{Out: cfg.Progress, Start: running}),
+			func() int64 { return sc.Stats().Snapshots }); err != nil {
+			return nil, stopped()
 		}
-		sp.Done()
 		// Let the idle clock run so that time-relative segments and
 		// abandonment triggers fire, then read the member counts (read
 		// from the indexes every second).
@@ -669,6 +643,27 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// waitConsumed waits until group has joined and caught up with its topic,
+// counting consumed on p as it goes. It answers ctx's error if ctx ends
+// first.
+func waitConsumed(ctx context.Context, group *stream.Group, p *progress.Reporter, consumed func() int64) error {
+	caught := GroupCaughtUp("", group, 0) // fails until the group has joined
+	var last int64
+	for {
+		n := consumed()
+		p.Add(n - last)
+		last = n
+		if caught.Check(ctx) == nil {
+			p.Done()
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // demoSource is the dashboard's view of the demo's parts.
