@@ -34,8 +34,8 @@ func (e *env) partitionProgress() []int64 {
 	return out
 }
 
-// partitionEnds returns each partition's end offset (-1 unknown).
-func (e *env) partitionEnds() []int64 {
+// topicEnds returns each partition's end offset of topic (-1 unknown).
+func (e *env) topicEnds(topic string) []int64 {
 	out := make([]int64, e.parts)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -45,11 +45,11 @@ func (e *env) partitionEnds() []int64 {
 		reqs = append(reqs, kafka.LastOffsetOf(p))
 	}
 	res, err := (&kafka.Client{Addr: kafka.TCP(e.brokers...)}).ListOffsets(ctx,
-		&kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{e.topic: reqs}})
+		&kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
 		return out
 	}
-	for _, po := range res.Topics[e.topic] {
+	for _, po := range res.Topics[topic] {
 		if po.Error == nil {
 			out[po.Partition] = po.LastOffset
 		}
@@ -64,7 +64,7 @@ func (e *env) waitAllMoved(from []int64, timeout time.Duration) time.Duration {
 	e.t.Helper()
 	start := time.Now()
 	for {
-		cur, ends := e.partitionProgress(), e.partitionEnds()
+		cur, ends := e.partitionProgress(), e.topicEnds(e.topic)
 		done := cur != nil
 		for p := 0; done && p < e.parts; p++ {
 			done = cur[p] > from[p] || (ends[p] >= 0 && cur[p] >= ends[p])

@@ -668,26 +668,3 @@ func compareIndexes(t *testing.T, want, got map[string][]string) int {
 	}
 	return n
 }
-
-// topicEnds returns each partition's end offset of topic (-1 unknown).
-func (e *env) topicEnds(topic string) []int64 {
-	out := make([]int64, e.parts)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var reqs []kafka.OffsetRequest
-	for p := range out {
-		out[p] = -1
-		reqs = append(reqs, kafka.LastOffsetOf(p))
-	}
-	res, err := (&kafka.Client{Addr: kafka.TCP(e.brokers...)}).ListOffsets(ctx,
-		&kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return out
-	}
-	for _, po := range res.Topics[topic] {
-		if po.Error == nil {
-			out[po.Partition] = po.LastOffset
-		}
-	}
-	return out
-}
