@@ -253,7 +253,7 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 	}
 	sc.Preload = RateFigure{Events: pre.Published, Seconds: pre.Seconds, EventsPerSec: pre.Rate, Proc: pre.Proc}
 	b.res.Setup.LoadGOMAXPROCS = pre.Proc.GOMAXPROCS
-	ends, err := b.endOffsets(ctx, base)
+	ends, err := endOffsets(ctx, cfg.Brokers, base, cfg.Partitions)
 	if err != nil {
 		return sc, err
 	}
@@ -829,26 +829,6 @@ func (b *run) deleteTopics(ctx context.Context, names ...string) {
 	if _, err := b.kc.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names}); err != nil {
 		b.cfg.Logger.Warn("bench: could not delete topics", "topics", names, "err", err)
 	}
-}
-
-// endOffsets returns each partition's next offset.
-func (b *run) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
-	reqs := make([]kafka.OffsetRequest, b.cfg.Partitions)
-	for p := range reqs {
-		reqs[p] = kafka.LastOffsetOf(p)
-	}
-	res, err := b.kc.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, err
-	}
-	ends := map[int]int64{}
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return nil, po.Error
-		}
-		ends[po.Partition] = po.LastOffset
-	}
-	return ends, nil
 }
 
 // ---------------------------------------------------------------- Redis

@@ -288,6 +288,19 @@ func scoreMax(ctx context.Context, spec *scoreSpec, s *app.Scorer) (*ScoreRun, e
 // topicSize returns the number of records in topic (partitions 0..n−1,
 // all written since offset 0).
 func topicSize(ctx context.Context, brokers []string, topic string, partitions int) (int64, error) {
+	ends, err := endOffsets(ctx, brokers, topic, partitions)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, end := range ends {
+		n += end
+	}
+	return n, nil
+}
+
+// endOffsets returns the next offset of each partition 0..n−1 of topic.
+func endOffsets(ctx context.Context, brokers []string, topic string, partitions int) (map[int]int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
 	reqs := make([]kafka.OffsetRequest, partitions)
 	for p := range reqs {
@@ -295,16 +308,16 @@ func topicSize(ctx context.Context, brokers []string, topic string, partitions i
 	}
 	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
 	if err != nil {
-		return 0, fmt.Errorf("bench: offsets of %s: %w", topic, err)
+		return nil, fmt.Errorf("bench: offsets of %s: %w", topic, err)
 	}
-	var n int64
+	ends := map[int]int64{}
 	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
-			return 0, po.Error
+			return nil, po.Error
 		}
-		n += po.LastOffset
+		ends[po.Partition] = po.LastOffset
 	}
-	return n, nil
+	return ends, nil
 }
 
 // outputLatencies is what the load generator measures on the score role's
@@ -340,25 +353,18 @@ type OutputCounts struct {
 // readTopic calls fn for every record of topic (partitions 0..n−1) up to
 // its end at the time of the call, one partition at a time.
 func readTopic(ctx context.Context, brokers []string, topic string, partitions int, fn func(m *kafka.Message)) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 30 * time.Second}
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for p := range reqs {
-		reqs[p] = kafka.LastOffsetOf(p)
-	}
-	offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	ends, err := endOffsets(ctx, brokers, topic, partitions)
 	if err != nil {
-		return fmt.Errorf("bench: offsets of %s: %w", topic, err)
+		return err
 	}
-	for _, po := range offs.Topics[topic] {
-		if po.Error != nil {
-			return po.Error
-		}
-		if po.LastOffset <= 0 {
+	for p := range partitions {
+		end := ends[p]
+		if end <= 0 {
 			continue
 		}
 		err := func() error {
 			r := kafka.NewReader(kafka.ReaderConfig{
-				Brokers: brokers, Topic: topic, Partition: po.Partition,
+				Brokers: brokers, Topic: topic, Partition: p,
 				MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 100 * time.Millisecond,
 			})
 			defer r.Close()
@@ -368,7 +374,7 @@ func readTopic(ctx context.Context, brokers []string, topic string, partitions i
 					return fmt.Errorf("bench: read %s: %w", topic, err)
 				}
 				fn(&m)
-				if m.Offset+1 >= po.LastOffset {
+				if m.Offset+1 >= end {
 					return nil
 				}
 			}
