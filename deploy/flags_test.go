@@ -11,11 +11,6 @@ import (
 // deployFlag is a flag that the deployment files pass to a subcommand.
 type deployFlag struct {
 	name string
-	// planned marks a flag that the subcommand does not accept yet although
-	// the subcommand exists: TestDeployFlagsAcceptedByBinary skips it with a
-	// message instead of failing. Remove the mark once the flag lands, so
-	// that removing or renaming it later fails the test.
-	planned bool
 }
 
 // deployFlags is the single list of the flags that docker-compose.yml and
@@ -212,13 +207,7 @@ func TestDeployFlagsAcceptedByBinary(t *testing.T) {
 			}
 			for _, f := range deployFlags[sub] {
 				t.Run(f.name, func(t *testing.T) {
-					switch {
-					case slices.Contains(accepted, f.name) && f.planned:
-						t.Logf("streamprofile %s now accepts --%s: drop planned from its deployFlags entry", sub, f.name)
-					case slices.Contains(accepted, f.name):
-					case f.planned:
-						t.Skipf("streamprofile %s does not accept --%s yet (planned; the deployment files already set it)", sub, f.name)
-					default:
+					if !slices.Contains(accepted, f.name) {
 						t.Errorf("streamprofile %s does not accept --%s, which the deployment files set (accepted: %s)", sub, f.name, strings.Join(accepted, ", "))
 					}
 				})
