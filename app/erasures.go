@@ -34,8 +34,9 @@ type ErasureFollower struct {
 	Forget func(ctx context.Context, rec features.ErasureRecord) error
 	Logger *slog.Logger
 
-	once  sync.Once
-	ready chan struct{}
+	once      sync.Once
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // Ready is closed when the erasures present at start have been applied (or
@@ -45,14 +46,18 @@ func (f *ErasureFollower) Ready() <-chan struct{} {
 	return f.ready
 }
 
+// markReady closes Ready's channel, once.
+func (f *ErasureFollower) markReady() {
+	f.Ready()
+	f.readyOnce.Do(func() { close(f.ready) })
+}
+
 // Run follows erasures until ctx is done. Errors are logged and retried:
 // the follower never stops the role it serves.
 func (f *ErasureFollower) Run(ctx context.Context) error {
 	if f.Logger == nil {
 		f.Logger = slog.Default()
 	}
-	f.Ready()
-	ready := f.ready
 	if f.Topic == "" {
 		f.Topic = features.ErasureTopic
 	}
@@ -62,12 +67,7 @@ func (f *ErasureFollower) Run(ctx context.Context) error {
 		if parts, err = f.partitions(ctx); err == nil && len(parts) > 0 {
 			break
 		}
-		// No topic yet means no erasure yet.
-		select {
-		case <-ready:
-		default:
-			close(ready)
-		}
+		f.markReady() // no topic yet means no erasure yet
 		f.Logger.Debug("erasures: topic not available yet", "err", err)
 		select {
 		case <-ctx.Done():
@@ -86,11 +86,7 @@ func (f *ErasureFollower) Run(ctx context.Context) error {
 	}
 	go func() {
 		initial.Wait()
-		select {
-		case <-ready:
-		default:
-			close(ready)
-		}
+		f.markReady()
 	}()
 	wg.Wait()
 	return nil
