@@ -66,10 +66,11 @@ func New(cfg Config, rdb redis.UniversalClient, sender Sender) (*Scorer, error) 
 	}
 	s := &Scorer{cfg: cfg, rdb: rdb, st: st, sender: sender, stats: newCounters(), sketches: sk, procs: map[*processor]struct{}{},
 		changeLat: cfg.Metrics.Output(OutputSegmentChange), triggerLat: cfg.Metrics.Output(observability.OutputTrigger)}
-	if cfg.Catalogue == nil {
-		if s.defaultCat, err = segment.Default(); err != nil {
-			return nil, err
-		}
+	// The default catalogue also stands in when Config.Catalogue returns
+	// nil; it is loaded here, once, because processors read it
+	// concurrently.
+	if s.defaultCat, err = segment.Default(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -83,9 +84,6 @@ func (s *Scorer) catalogue() *segment.Catalogue {
 		if c := s.cfg.Catalogue(); c != nil {
 			return c
 		}
-	}
-	if s.defaultCat == nil {
-		s.defaultCat, _ = segment.Default() // the embedded default always parses
 	}
 	return s.defaultCat
 }
