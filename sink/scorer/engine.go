@@ -230,9 +230,7 @@ func (e *engine) explain(u *user) error {
 
 // scores fills sc from u's network scores and the baselines on v.
 func (e *engine) scores(u *user, v *features.Vector, sc *scores) {
-	sc[sPurchase], sc[sRepeat] = u.st.Net[headPurchase], u.st.Net[headRepeat]
-	sc[sChurn] = 1 - sc[sRepeat] // NaN stays NaN
-	baselines(e.clv, v, sc)
+	fillScores(u.st.Net, e.clv, v, sc)
 }
 
 // segments evaluates the catalogue for u at (unix ms) and emits the

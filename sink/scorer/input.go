@@ -63,6 +63,15 @@ func baselines(p *registry.CLVParams, v *features.Vector, out *scores) {
 	}
 }
 
+// fillScores fills every slot of out: the network's head probabilities
+// net (NaN: unknown), churn as the complement of repeat, and the
+// baselines on v with the champion's parameters p (nil: none).
+func fillScores(net [numHeads]float64, p *registry.CLVParams, v *features.Vector, out *scores) {
+	out[sPurchase], out[sRepeat] = net[headPurchase], net[headRepeat]
+	out[sChurn] = 1 - out[sRepeat] // NaN stays NaN
+	baselines(p, v, out)
+}
+
 // Windowed features and their span (window plus one bucket): once that
 // much event time has passed without an event they are exactly zero.
 var windows = [...]struct {

@@ -248,14 +248,13 @@ func (s *Scorer) ScoreWith(snap *features.Snapshot, served *registry.Served) (Re
 	if err != nil {
 		return Result{}, err
 	}
-	var sc scores
-	sc[sPurchase], sc[sRepeat], sc[sChurn] = net[headPurchase], net[headRepeat], 1-net[headRepeat]
-	v := snap.Vector()
+	var clv *registry.CLVParams
 	if served != nil {
-		baselines(served.Version.CLV, &v, &sc)
-	} else {
-		baselines(nil, &v, &sc)
+		clv = served.Version.CLV
 	}
+	var sc scores
+	v := snap.Vector()
+	fillScores(net, clv, &v, &sc)
 	r := Result{ModelVersion: n.version(), Scores: map[string]float64{}, Explanations: map[string][]Contribution{}}
 	for i, x := range sc {
 		if !math.IsNaN(x) {
