@@ -57,9 +57,9 @@ func (s *store) timersKey(p int) string {
 // find them.
 func (s *store) timersListKey() string { return s.prefix + ":timers:{" + s.group + "}" }
 
-func (s *store) checkpointKey(p int) string {
-	return s.prefix + ":ckpt:{" + s.group + "}:" + s.topic + ":" + strconv.Itoa(p)
-}
+// checkpointKey is the partition's checkpoint hash: the ingester's key
+// scheme (features.Store.CheckpointKey) in the scorer's group.
+func (s *store) checkpointKey(p int) string { return s.fs.CheckpointKey(s.topic, p) }
 
 func (s *store) stampFields(p int) (o, q string) {
 	ps := s.topic + ":" + strconv.Itoa(p)
