@@ -1,8 +1,10 @@
 package scorer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"slices"
@@ -666,11 +668,11 @@ func TestMembersPagination(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"zz", "0", "1.", "1.!!", "01"} {
-		if _, _, err := Members(ctx, rdb, "sp", cat, "small", bad, 10); !errorsIs(err, ErrBadCursor) {
+		if _, _, err := Members(ctx, rdb, "sp", cat, "small", bad, 10); !errors.Is(err, ErrBadCursor) {
 			t.Errorf("cursor %q: %v", bad, err)
 		}
 	}
-	if _, _, err := Members(ctx, rdb, "sp", cat, "nope", "", 10); !errorsIs(err, ErrUnknownSegment) {
+	if _, _, err := Members(ctx, rdb, "sp", cat, "nope", "", 10); !errors.Is(err, ErrUnknownSegment) {
 		t.Errorf("unknown segment: %v", err)
 	}
 	infos, err := Segments(ctx, rdb, "sp", cat)
@@ -682,20 +684,6 @@ func TestMembersPagination(t *testing.T) {
 			t.Errorf("%s: %d members, want %d", in.Name, in.Members, sizes[in.Name])
 		}
 	}
-}
-
-func errorsIs(err, target error) bool {
-	for err != nil {
-		if err == target {
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // Removing an explanation's top input from a real snapshot changes the
@@ -871,8 +859,8 @@ func TestForgetErasedUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytesContains(items, "u-keep") || bytesContains(items, "u-del") {
-		t.Errorf("saved item table: u-keep present %v, u-del present %v", bytesContains(items, "u-keep"), bytesContains(items, "u-del"))
+	if !bytes.Contains(items, []byte("u-keep")) || bytes.Contains(items, []byte("u-del")) {
+		t.Errorf("saved item table: u-keep present %v, u-del present %v", bytes.Contains(items, []byte("u-keep")), bytes.Contains(items, []byte("u-del")))
 	}
 	// A late snapshot of the erased user, and a lower price of the lamp.
 	late := newStory()
@@ -906,8 +894,6 @@ func TestForgetErasedUser(t *testing.T) {
 		t.Errorf("erased %d users, want 1", sc.Stats().Erased)
 	}
 }
-
-func bytesContains(b []byte, s string) bool { return strings.Contains(string(b), s) }
 
 // After a restart the item table is relearnt from where it was last saved,
 // which may be far below the checkpoint: those records change no user and
