@@ -26,9 +26,6 @@ func benchSnapshots(b *testing.B, explainEvery int) {
 		b.Fatal(err)
 	}
 	e := newEngine(&cfg, newCounters(), sk)
-	if !explain {
-		e.net.top = 0
-	}
 	users := map[string]*user{}
 	e.lookup = func(id string) *user { return users[id] }
 	cat, err := segment.Default()
