@@ -73,19 +73,25 @@ func InstrumentScorer(s *Scorer, a *Admin) (export func(context.Context) error, 
 		}
 		exp.export(s.Stats(), tasks)
 	}
+	return exportEvery(ScorerStatsInterval, once), nil
+}
+
+// exportEvery returns a loop that calls export every interval until ctx is
+// done and once more then.
+func exportEvery(interval time.Duration, export func()) func(context.Context) error {
 	return func(ctx context.Context) error {
-		tick := time.NewTicker(ScorerStatsInterval)
+		tick := time.NewTicker(interval)
 		defer tick.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				once()
+				export()
 				return nil
 			case <-tick.C:
-				once()
+				export()
 			}
 		}
-	}, nil
+	}
 }
 
 // scorerExporter turns scorer.Stats snapshots into metric updates; its

@@ -60,20 +60,7 @@ func InstrumentTrainer(t *Trainer, a *Admin) (export func(context.Context) error
 		a.AddCheck(RedisReachable("registry-redis", rdb))
 	}
 	exp := &trainerExporter{m: a.Metrics()}
-	export = func(ctx context.Context) error {
-		tick := time.NewTicker(TrainerStatsInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				exp.export(t.Stats())
-				return nil
-			case <-tick.C:
-				exp.export(t.Stats())
-			}
-		}
-	}
-	return export, release, nil
+	return exportEvery(TrainerStatsInterval, func() { exp.export(t.Stats()) }), release, nil
 }
 
 // trainerExporter turns trainer.Stats snapshots into metric updates; its
