@@ -247,13 +247,9 @@ func runIngest(ctx context.Context, spec *ingestSpec, logLevel string, ctl *cont
 	g.Go(func() error { return in.Run(runCtx) })
 
 	// Ready once every partition is assigned.
-	for len(in.Group().Assigned()) < spec.Partitions {
-		select {
-		case <-gctx.Done():
-			stop()
-			return nil, errors.Join(g.Wait(), gctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitUntil(gctx, func() bool { return len(in.Group().Assigned()) >= spec.Partitions }); err != nil {
+		stop()
+		return nil, errors.Join(g.Wait(), err)
 	}
 	if err := ready(); err != nil {
 		return nil, err

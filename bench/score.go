@@ -180,13 +180,11 @@ func runScore(ctx context.Context, spec *scoreSpec, logLevel string, ctl *contro
 	defer stop()
 	g.Go(func() error { return app.ServeScorer(runCtx, s, nil) })
 	// Ready once every partition is assigned and the champion is loaded.
-	for len(s.Group().Assigned()) < spec.Partitions || s.Champion().Load() == nil {
-		select {
-		case <-gctx.Done():
-			stop()
-			return nil, errors.Join(g.Wait(), gctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := waitUntil(gctx, func() bool {
+		return len(s.Group().Assigned()) >= spec.Partitions && s.Champion().Load() != nil
+	}); err != nil {
+		stop()
+		return nil, errors.Join(g.Wait(), err)
 	}
 	if err := ready(); err != nil {
 		return nil, err

@@ -134,3 +134,15 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	}
 	return emit(workerLine{Result: b})
 }
+
+// waitUntil polls cond every 20 ms until it holds or ctx ends.
+func waitUntil(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
