@@ -106,12 +106,19 @@ func SummaryFeatures() []string { return append([]string(nil), summaryNames[:]..
 type Summary [numSummary]float64
 
 // SummaryOf returns the summary of s.
-func SummaryOf(s *features.Snapshot) Summary {
+func SummaryOf(s *features.Snapshot) Summary { return summaryOf(s.Features) }
+
+func summaryOf(f map[string]float64) Summary {
 	var sum Summary
 	for i, n := range summaryNames {
-		sum[i] = s.Features[n]
+		sum[i] = f[n]
 	}
 	return sum
+}
+
+// customer is CustomerOf for the summary.
+func (sum *Summary) customer() (clv.Customer, bool) {
+	return customerOf(sum[sPurchaseDays], sum[sRepeat], sum[sRecency], sum[sAge], sum[sAvgValue])
 }
 
 // values computes the derived inputs of a snapshot's summary (all 0
@@ -121,7 +128,7 @@ func (f *Fit) values(sum *Summary) derivedValues {
 	if f == nil {
 		return d
 	}
-	c, ok := customerOf(sum[sPurchaseDays], sum[sRepeat], sum[sRecency], sum[sAge], sum[sAvgValue])
+	c, ok := sum.customer()
 	if !ok {
 		return d
 	}
@@ -146,9 +153,8 @@ func (f *Fit) values(sum *Summary) derivedValues {
 // without a repeat purchase). ok is false for a non-customer
 // (purchase_days < 1) or an invalid summary (a NaN or infinite feature).
 func CustomerOf(f map[string]float64) (c clv.Customer, ok bool) {
-	return customerOf(f[features.Defs[features.PurchaseDays].Name], f[features.Defs[features.RepeatTransactions].Name],
-		f[features.Defs[features.RecencyWeeks].Name], f[features.Defs[features.AgeWeeks].Name],
-		f[features.Defs[features.RepeatAvgValue].Name])
+	sum := summaryOf(f)
+	return sum.customer()
 }
 
 // CustomerOfVector is CustomerOf for a feature vector.
