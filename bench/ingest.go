@@ -184,13 +184,7 @@ func (s *latencyStage) snapshot() (int64, time.Time) {
 	return s.durable, s.lastFlush
 }
 
-func runIngest(ctx context.Context, spec *ingestSpec, logLevel string, ctl *control, ready func() error) (*ingestResult, error) {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(logLevel))
-	if logLevel == "" {
-		lv = slog.LevelWarn
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+func runIngest(ctx context.Context, spec *ingestSpec, log *slog.Logger, ctl *control, ready func() error) (*ingestResult, error) {
 	stage := &latencyStage{}
 	var (
 		mu    sync.Mutex

@@ -151,13 +151,7 @@ func benchChampion(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-func runScore(ctx context.Context, spec *scoreSpec, logLevel string, ctl *control, ready func() error) (*ScoreRun, error) {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(logLevel))
-	if logLevel == "" {
-		lv = slog.LevelWarn
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *control, ready func() error) (*ScoreRun, error) {
 	dir, err := benchChampion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bench: champion: %w", err)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +110,14 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return enc.Encode(l)
 	}
 	ready := func() error { return emit(workerLine{Ready: true}) }
+	// The ingester's and the score role's logs: text on stderr, at
+	// spec.LogLevel (default warn).
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(spec.LogLevel))
+	if spec.LogLevel == "" {
+		lv = slog.LevelWarn
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	var res any
 	switch {
 	case spec.Role == roleProduce && spec.Produce != nil:
@@ -117,11 +127,11 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	case spec.Role == roleRedisFloor && spec.RedisFloor != nil:
 		res, err = runRedisFloor(ctx, spec.RedisFloor, ready)
 	case spec.Role == roleIngest && spec.Ingest != nil:
-		res, err = runIngest(ctx, spec.Ingest, spec.LogLevel, ctl, ready)
+		res, err = runIngest(ctx, spec.Ingest, log, ctl, ready)
 	case spec.Role == roleTrainer && spec.Trainer != nil:
 		res, err = runTrainer(ctx, spec.Trainer, ready)
 	case spec.Role == roleScore && spec.Score != nil:
-		res, err = runScore(ctx, spec.Score, spec.LogLevel, ctl, ready)
+		res, err = runScore(ctx, spec.Score, log, ctl, ready)
 	default:
 		return fmt.Errorf("%w: unknown role %q or missing settings", ErrWorker, spec.Role)
 	}
