@@ -213,9 +213,8 @@ func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *contr
 	if err != nil {
 		return nil, err
 	}
-	done := func(st scorer.Stats) bool { return st.Snapshots+st.Invalid+st.Replayed >= records }
 	deadline := time.Now().Add(spec.Drain)
-	for !done(s.Stats()) && time.Now().Before(deadline) && gctx.Err() == nil {
+	for handled(s.Stats()) < records && time.Now().Before(deadline) && gctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The last changes and triggers go out at the next flush.
@@ -226,7 +225,7 @@ func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *contr
 		Timers: st.Timers, ModelVersion: st.ModelVersion,
 		HandleMeanUs: float64(st.HandleMean) / 1e3, ExplainMeanUs: float64(st.ExplainMean) / 1e3,
 		Proc: procStats(cpuTime() - cpu0)}
-	res.Unscored = max(0, records-(st.Snapshots+st.Invalid+st.Replayed))
+	res.Unscored = max(0, records-handled(st))
 	for _, seg := range st.Segments {
 		res.Changes += seg.Enters + seg.Exits
 	}
@@ -257,8 +256,7 @@ func scoreMax(ctx context.Context, spec *scoreSpec, s *app.Scorer) (*ScoreRun, e
 	}
 	want := min(records, spec.MaxSnapshots)
 	deadline := start.Add(spec.MaxWindow)
-	done := func(st scorer.Stats) bool { return st.Snapshots+st.Invalid+st.Replayed >= want }
-	for !done(s.Stats()) && (spec.MaxWindow <= 0 || time.Now().Before(deadline)) {
+	for handled(s.Stats()) < want && (spec.MaxWindow <= 0 || time.Now().Before(deadline)) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
@@ -270,12 +268,16 @@ func scoreMax(ctx context.Context, spec *scoreSpec, s *app.Scorer) (*ScoreRun, e
 	res := &ScoreRun{Snapshots: st.Snapshots - st0.Snapshots, Records: records, Timers: st.Timers - st0.Timers,
 		ModelVersion: st.ModelVersion, HandleMeanUs: float64(st.HandleMean) / 1e3, ExplainMeanUs: float64(st.ExplainMean) / 1e3,
 		Proc: procStats(cpuTime() - cpu0), Seconds: el.Seconds()}
-	res.Unscored = max(0, want-(st.Snapshots+st.Invalid+st.Replayed))
+	res.Unscored = max(0, want-handled(st))
 	res.SnapshotsPerSec = float64(res.Snapshots) / max(el.Seconds(), 1e-9)
 	res.CPUSecondsPerMillion = perMillion(res.Proc.CPUSeconds, res.Snapshots)
 	res.CPUUtilisation = ratio(res.Proc.CPUSeconds, el.Seconds())
 	return res, nil
 }
+
+// handled is the number of snapshot records the scorer is done with:
+// scored, invalid or replayed.
+func handled(st scorer.Stats) int64 { return st.Snapshots + st.Invalid + st.Replayed }
 
 // topicSize returns the number of records in topic (partitions 0..n−1,
 // all written since offset 0).
