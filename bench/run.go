@@ -65,10 +65,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	ttl := cfg.TTL
 	if ttl == 0 {
-		ttl = features.StoreConfig{}.TTL
-		if ttl == 0 {
-			ttl = 30 * 24 * time.Hour
-		}
+		ttl = 30 * 24 * time.Hour // features.StoreConfig's default
 	}
 	b.res = &Result{
 		Version: ResultVersion, Started: start.UTC(), Command: cfg.Command, Quick: cfg.Quick, Machine: machine(),
