@@ -21,7 +21,8 @@ import (
 // the calibration period only, with BG/NBD's outputs among its inputs
 // (inputs.DerivedInputs, in the default architecture), ranks the customers
 // who buy in the 90 days after 1997-09-30 at least about as well as BG/NBD fitted on the same period
-// (measured: network 0.7674, BG/NBD 0.7686; within 0.01 is required).
+// (measured: network 0.7674, BG/NBD 0.7686; required: non-inferiority with
+// a margin of 0.005, below).
 //
 // Design. CDNOW has only purchases, and purchase snapshots all have
 // days_since_last_purchase = 0, unlike the profile read at the cutoff that
