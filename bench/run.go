@@ -115,7 +115,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return b.res, err
 	}
 	b.res.Trainer = &tr
-	b.res.Targets = targets(b.res)
 	if err := b.finish(start); err != nil {
 		return b.res, err
 	}
