@@ -19,32 +19,41 @@ import (
 // ScanUsers calls fn with every user id that has a state hash, on every
 // master of a Cluster. Order is unspecified.
 func ScanUsers(ctx context.Context, store *features.Store, fn func(user string) error) error {
-	match := store.Config().Prefix + ":{*}:p"
-	scan := func(ctx context.Context, c redis.Cmdable, fn func(string) error) error {
-		it := c.Scan(ctx, 0, match, 1000).Iterator()
+	return scanKeys(ctx, store.Client(), store.Config().Prefix+":{*}:p", 1000, func(_ context.Context, _ redis.Cmdable, key string) error {
+		u, ok := store.UserOfKey(key)
+		if !ok {
+			return nil // a key of another layout that the pattern also matches
+		}
+		return fn(u)
+	})
+}
+
+// scanKeys calls fn with every key matching match, SCANned count at a time,
+// and the client of the node that holds it: every master of a Cluster
+// (fn is serialised), else rdb. Order is unspecified.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string, count int64,
+	fn func(ctx context.Context, c redis.Cmdable, key string) error) error {
+	scan := func(ctx context.Context, c redis.Cmdable, fn func(context.Context, redis.Cmdable, string) error) error {
+		it := c.Scan(ctx, 0, match, count).Iterator()
 		for it.Next(ctx) {
-			u, ok := store.UserOfKey(it.Val())
-			if !ok {
-				continue // a key of another layout that the pattern also matches
-			}
-			if err := fn(u); err != nil {
+			if err := fn(ctx, c, it.Val()); err != nil {
 				return err
 			}
 		}
 		return it.Err()
 	}
-	if cc, ok := store.Client().(*redis.ClusterClient); ok {
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
 		// ForEachMaster runs concurrently; serialise fn.
 		var mu sync.Mutex
-		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
-			return scan(ctx, c, func(u string) error {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			return scan(ctx, node, func(ctx context.Context, c redis.Cmdable, key string) error {
 				mu.Lock()
 				defer mu.Unlock()
-				return fn(u)
+				return fn(ctx, c, key)
 			})
 		})
 	}
-	return scan(ctx, store.Client(), fn)
+	return scan(ctx, rdb, fn)
 }
 
 // ProfileLine is one line of --profiles-out.

@@ -218,26 +218,12 @@ func (c *streamClock) now(ctx context.Context, lateness time.Duration) time.Time
 	}
 	var newest int64
 	match := c.store.Config().Prefix + ":ckpt:{" + c.store.Config().Group + "}:*"
-	scan := func(ctx context.Context, cl redis.Cmdable) error {
-		it := cl.Scan(ctx, 0, match, 100).Iterator()
-		for it.Next(ctx) {
-			v, err := cl.HGet(ctx, it.Val(), "wm").Int64()
-			if err == nil && v > newest {
-				newest = v
-			}
+	_ = scanKeys(ctx, c.store.Client(), match, 100, func(ctx context.Context, cl redis.Cmdable, key string) error {
+		if v, err := cl.HGet(ctx, key, "wm").Int64(); err == nil && v > newest {
+			newest = v
 		}
-		return it.Err()
-	}
-	if cc, ok := c.store.Client().(*redis.ClusterClient); ok {
-		var mu sync.Mutex
-		_ = cc.ForEachMaster(ctx, func(ctx context.Context, cl *redis.Client) error {
-			mu.Lock()
-			defer mu.Unlock()
-			return scan(ctx, cl)
-		})
-	} else {
-		_ = scan(ctx, c.store.Client())
-	}
+		return nil
+	})
 	c.read = time.Now()
 	if newest > 0 {
 		c.at = time.UnixMilli(newest).Add(lateness).UTC()
