@@ -37,11 +37,11 @@ func (r *Result) WriteDocument(w io.Writer, plotDir string) error {
 	p("| load average at the start | %s |\n\n", orElse(r.Machine.LoadAverage, "unknown"))
 	p("## Processes and cores\n\n")
 	p("| process | what | CPUs (taskset) | GOMAXPROCS |\n|---|---|---|---:|\n")
-	p("| measured side | %s; also the floors and the trainer | %s | %d |\n", r.Setup.Ingester, orDash(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS)
+	p("| measured side | %s; also the floors and the trainer | %s | %d |\n", r.Setup.Ingester, pinnedCPUs(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS)
 	if r.Setup.Scorer != "" {
-		p("| score role (its maximum-speed run and the latency runs) | %s | %s | %d |\n", r.Setup.Scorer, orDash(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
+		p("| score role (its maximum-speed run and the latency runs) | %s | %s | %d |\n", r.Setup.Scorer, pinnedCPUs(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
 	}
-	p("| load generator | %s | %s | %d |\n", r.Setup.LoadGenerator, orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS)
+	p("| load generator | %s | %s | %d |\n", r.Setup.LoadGenerator, pinnedCPUs(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS)
 	p("| Kafka, Redis | the system measured: not pinned, any CPU | all | – |\n\n")
 	p("Workers ran at nice %d. %d partitions; the ingester flushes every %d events or %.0f ms (at most %d per batch), "+
 		"caches %d users per partition, user TTL %s.\n\n", r.Setup.Nice, r.Setup.Partitions, r.Setup.FlushEvents,

@@ -284,8 +284,8 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.GoVersion, r.Machine.RedisVersion)
 	p("Ingester: %s, CPUs %s (GOMAXPROCS %d). Load generator: %s, CPUs %s (GOMAXPROCS %d). Workers' nice %d. "+
 		"%d partitions, flush %d events or %.0f ms. Load average at the start: %s.\n\n",
-		r.Setup.Ingester, orDash(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS, r.Setup.LoadGenerator,
-		orDash(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Nice, r.Setup.Partitions, r.Setup.FlushEvents,
+		r.Setup.Ingester, pinnedCPUs(r.Setup.IngestCPUs), r.Setup.IngestGOMAXPROCS, r.Setup.LoadGenerator,
+		pinnedCPUs(r.Setup.LoadCPUs), r.Setup.LoadGOMAXPROCS, r.Setup.Nice, r.Setup.Partitions, r.Setup.FlushEvents,
 		r.Setup.FlushIntervalMs, r.Machine.LoadAverage)
 
 	p("### Throughput at maximum speed (pre-loaded topic)\n\n")
@@ -302,7 +302,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	if hasScoreMax(r) {
 		p("\nScore role at maximum speed (app.Scorer, its own process on CPUs %s as in the latency runs, scoring the "+
 			"maximum-speed run's snapshot topic from its start; one snapshot per event); the end-to-end maximum is the "+
-			"smaller of the two roles' maxima.\n\n", orDash(r.Setup.ScoreCPUs))
+			"smaller of the two roles' maxima.\n\n", pinnedCPUs(r.Setup.ScoreCPUs))
 		p("| users | ingester ev/s (max, median) | score role ev/s (max) | snapshots scored | seconds | score CPU µs/snapshot | engine µs/snapshot | scorer CPU use | end-to-end max = min(ingester max, score max) ev/s |\n")
 		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Scales {
@@ -349,7 +349,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	if r.Setup.Scorer != "" {
 		p("\n#### Event → segment change or trigger (score role)\n\n")
-		p("Score role: %s; CPUs %s (GOMAXPROCS %d). ", r.Setup.Scorer, orDash(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
+		p("Score role: %s; CPUs %s (GOMAXPROCS %d). ", r.Setup.Scorer, pinnedCPUs(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
 		p("Every change and trigger an event appended in the window caused is matched to it by the header `%s` "+
 			"and measured from the event's append to the output record's timestamp; \"first\" is once per event "+
 			"(its earliest output). Timers' outputs have no source event and are only counted.\n\n", "sp-source-event")
@@ -469,9 +469,5 @@ func fmtFloat(v float64) string {
 	return fmt.Sprintf("%.4f", v)
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "not pinned"
-	}
-	return s
-}
+// pinnedCPUs is a process's CPU list, or "not pinned".
+func pinnedCPUs(cpus string) string { return orElse(cpus, "not pinned") }

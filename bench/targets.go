@@ -148,6 +148,6 @@ func whyTrigger(r *Result, s *Scale, l *LoadRun) string {
 		"500 snapshots or 20 ms); it used %.0f µs CPU per snapshot (%.0f µs in the engine, explanations %.0f µs each), "+
 		"%.0f %% of a CPU at %s events/s, on CPUs %s%s; durable p99 %s ms; %s",
 		fmtMs(l.Emit.P99Ms), fmtMs(max(0, l.Output.P99Ms-l.Emit.P99Ms)), sr.CPUSecondsPerMillion, sr.HandleMeanUs,
-		sr.ExplainMeanUs, 100*need, fmtRate(l.IngestedPerSec), orDash(r.Setup.ScoreCPUs), shared, fmtMs(l.Durable.P99Ms),
+		sr.ExplainMeanUs, 100*need, fmtRate(l.IngestedPerSec), pinnedCPUs(r.Setup.ScoreCPUs), shared, fmtMs(l.Durable.P99Ms),
 		loadOf(s, l))
 }
