@@ -169,7 +169,15 @@ func (e *env) store(t *testing.T) *features.Store {
 // called.
 func (e *env) startIngester(t *testing.T) (*app.Ingester, func()) {
 	t.Helper()
-	in, err := app.NewIngester(e.ingestConfig())
+	return runIngester(t, e.ingestConfig(), "ingester", nil)
+}
+
+// runIngester runs an in-process ingester of cfg until the returned stop
+// is called (at the latest when the test ends). stop reports Run's error
+// under name, then calls stopped, when set, before Close.
+func runIngester(t *testing.T, cfg app.IngestConfig, name string, stopped func(*app.Ingester)) (*app.Ingester, func()) {
+	t.Helper()
+	in, err := app.NewIngester(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +189,10 @@ func (e *env) startIngester(t *testing.T) (*app.Ingester, func()) {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("ingester: %v", err)
+				t.Errorf("%s: %v", name, err)
+			}
+			if stopped != nil {
+				stopped(in)
 			}
 			in.Close()
 		})

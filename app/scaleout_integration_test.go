@@ -126,34 +126,18 @@ func TestScaleOutOnRedisCluster(t *testing.T) {
 
 	var consumed sync.Map // ingester name → consumed records
 	start := func(name string) func() {
-		in, err := app.NewIngester(app.IngestConfig{
+		_, stop := runIngester(t, app.IngestConfig{
 			Brokers: brokers, Group: group, SessionTimeout: 6 * time.Second,
 			Redis:         app.RedisConfig{Cluster: nodes},
 			Store:         features.StoreConfig{Prefix: prefix},
 			Pipeline:      pipeline.Config{Topic: topic, FlushInterval: 5 * time.Millisecond, FlushEvents: 200},
 			SnapshotTopic: topic + ".examples",
+		}, "ingester "+name, func(in *app.Ingester) {
+			st := in.Topology().Stats()
+			consumed.Store(name, st.Consumed.Load())
+			t.Logf("ingester %s: consumed %d, applied %d, replayed %d, flushes %d", name,
+				st.Consumed.Load(), st.Applied.Load(), st.Replayed.Load(), st.Flushes.Load())
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- in.Run(ctx) }()
-		var once sync.Once
-		stop := func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("ingester %s: %v", name, err)
-				}
-				st := in.Topology().Stats()
-				consumed.Store(name, st.Consumed.Load())
-				t.Logf("ingester %s: consumed %d, applied %d, replayed %d, flushes %d", name,
-					st.Consumed.Load(), st.Applied.Load(), st.Replayed.Load(), st.Flushes.Load())
-				in.Close()
-			})
-		}
-		t.Cleanup(stop)
 		return stop
 	}
 	// The publisher sends 100 chunks, one every 100 ms; membership changes
