@@ -1,10 +1,7 @@
 package bench
 
 import (
-	"bufio"
-	"os"
 	"runtime"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -45,28 +42,12 @@ func peakRSS() int64 {
 	return int64(ru.Maxrss) * 1024 // KiB on Linux
 }
 
-// allowedCPUs returns the Cpus_allowed_list of this process, or "".
-func allowedCPUs() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "Cpus_allowed_list:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
 // procStats returns the process description with cpu over the window.
 func procStats(cpu time.Duration) ProcStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ProcStats{
-		GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: allowedCPUs(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: procField("/proc/self/status", "Cpus_allowed_list", ':'),
 		CPUSeconds: cpu.Seconds(), PeakRSSBytes: peakRSS(), HeapInuseBytes: ms.HeapInuse,
 	}
 }
