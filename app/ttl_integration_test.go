@@ -22,20 +22,7 @@ func TestExpiredProfileStartsAfresh(t *testing.T) {
 	half := len(recs) / 2
 	cfg := e.ingestConfig()
 	cfg.Store.TTL = ttl
-	in, err := app.NewIngester(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- in.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ingester: %v", err)
-		}
-		in.Close()
-	})
+	runIngester(t, cfg, "ingester", nil)
 
 	publish(t, e.brokers, e.topic, recs[:half])
 	e.waitCaughtUp(t, 2*time.Minute)
