@@ -92,20 +92,8 @@ func TestScoreTelemetryThroughRealKafka(t *testing.T) {
 
 	icfg := e.ingestConfig()
 	icfg.Telemetry = app.Telemetry{Tracing: tp}
-	in, err := app.NewIngester(icfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	ictx, stopIngest := context.WithCancel(ctx)
-	idone := make(chan error, 1)
-	go func() { idone <- in.Run(ictx) }()
-	defer func() {
-		stopIngest()
-		if err := <-idone; err != nil {
-			t.Errorf("ingest: %v", err)
-		}
-	}()
+	_, stopIngest := runIngester(t, icfg, "ingest", nil)
+	defer stopIngest()
 
 	changesTopic, retargetTopic := testenv.Topic(t, e.brokers, 1), testenv.Topic(t, e.brokers, 1)
 	admin, err := app.NewAdmin(app.AdminConfig{Addr: "127.0.0.1:0", MaxLag: 0})
