@@ -201,15 +201,22 @@ func pbRepeated(wt int, v uint64, data []byte, add func(uint64)) error {
 	return nil
 }
 
-// top ranks functions by the sample value of type valueType: flat (leaf)
-// and cumulative (anywhere on the stack) shares in percent, by flat share.
-func (p *pprofData) top(valueType string, n int) ([]FuncShare, error) {
+// valueIndex returns the index of the sample values of type valueType (the
+// last such type), or -1.
+func (p *pprofData) valueIndex(valueType string) int {
 	vi := -1
 	for i, t := range p.types {
 		if t == valueType {
 			vi = i
 		}
 	}
+	return vi
+}
+
+// top ranks functions by the sample value of type valueType: flat (leaf)
+// and cumulative (anywhere on the stack) shares in percent, by flat share.
+func (p *pprofData) top(valueType string, n int) ([]FuncShare, error) {
+	vi := p.valueIndex(valueType)
 	if vi < 0 {
 		return nil, fmt.Errorf("%w: no %q values (have %v)", errPprof, valueType, p.types)
 	}
@@ -270,12 +277,7 @@ var profileAreas = []struct{ name, prefixes string }{
 
 // areas returns the cumulative share of each profileAreas entry.
 func (p *pprofData) areas(valueType string) []FuncShare {
-	vi := -1
-	for i, t := range p.types {
-		if t == valueType {
-			vi = i
-		}
-	}
+	vi := p.valueIndex(valueType)
 	if vi < 0 {
 		return nil
 	}
