@@ -98,19 +98,12 @@ func benchChampion(ctx context.Context) (string, error) {
 			lastBuy[snaps[i].User] = snaps[i].TS.UnixMilli()
 		}
 	}
-	exs := make([]nn.Example, len(snaps))
-	for i := range snaps {
-		exs[i] = enc.Encode(&snaps[i])
-		later := 0.0
+	exs := labelledExamples(enc, arch, snaps, func(i, _ int) float64 {
 		if lastBuy[snaps[i].User] > snaps[i].TS.UnixMilli() {
-			later = 1
+			return 1
 		}
-		exs[i].Labels = make([]float64, len(arch.Heads))
-		exs[i].Mask = make([]bool, len(arch.Heads))
-		for h := range arch.Heads {
-			exs[i].Labels[h], exs[i].Mask[h] = later, true
-		}
-	}
+		return 0
+	})
 	net, err := nn.NewNetwork(arch)
 	if err != nil {
 		return "", err

@@ -81,6 +81,21 @@ func sampleSnapshots(s *Sample) []features.Snapshot {
 	return out
 }
 
+// labelledExamples encodes snaps as examples for arch: head h of example
+// i is labelled label(i, h), every head unmasked.
+func labelledExamples(enc *inputs.Encoder, arch nn.Arch, snaps []features.Snapshot, label func(i, h int) float64) []nn.Example {
+	exs := make([]nn.Example, len(snaps))
+	for i := range snaps {
+		exs[i] = enc.Encode(&snaps[i])
+		exs[i].Labels = make([]float64, len(arch.Heads))
+		exs[i].Mask = make([]bool, len(arch.Heads))
+		for h := range arch.Heads {
+			exs[i].Labels[h], exs[i].Mask[h] = label(i, h), true
+		}
+	}
+	return exs
+}
+
 func runTrainer(ctx context.Context, spec *trainerSpec, ready func() error) (*TrainerResult, error) {
 	sample, err := LoadSample()
 	if err != nil {
@@ -97,16 +112,7 @@ func runTrainer(ctx context.Context, spec *trainerSpec, ready func() error) (*Tr
 		Hidden: arch.Hidden, NumericFeatures: len(arch.NumericFeatures), TokenFields: len(arch.TokenFields),
 		HashBuckets: arch.HashBuckets, EmbedDim: arch.EmbedDim, Heads: len(arch.Heads), ConfiguredBatch: cfg.BatchSize,
 	}
-	exs := make([]nn.Example, len(snaps))
-	for i := range snaps {
-		exs[i] = enc.Encode(&snaps[i])
-		exs[i].Labels = make([]float64, len(arch.Heads))
-		exs[i].Mask = make([]bool, len(arch.Heads))
-		for h := range arch.Heads {
-			exs[i].Labels[h] = float64((i + h) % 2)
-			exs[i].Mask[h] = true
-		}
-	}
+	exs := labelledExamples(enc, arch, snaps, func(i, h int) float64 { return float64((i + h) % 2) })
 	if err := ready(); err != nil {
 		return nil, err
 	}
