@@ -95,7 +95,10 @@ type Config struct {
 	TTL time.Duration `yaml:"ttl"`
 
 	// ExplainTop is how many contributions an explanation keeps per
-	// score. Default 5.
+	// score. Default 5 (0 means the default); -1 turns explanations off,
+	// for deployments that do not need them (they are about half of the
+	// score role's CPU per snapshot, see BENCHMARKS.md): outputs then
+	// carry no contributions.
 	ExplainTop int `yaml:"explain_top"`
 	// Triggers configures retargeting triggers.
 	Triggers TriggerConfig `yaml:"triggers"`
@@ -460,8 +463,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: retention %v below 1 day", ErrConfig, c.Retention)
 	case c.TTL < c.Retention:
 		return fmt.Errorf("%w: ttl %v below retention %v", ErrConfig, c.TTL, c.Retention)
-	case c.ExplainTop < 0 || c.ExplainTop > 64:
-		return fmt.Errorf("%w: explain_top %d outside [0, 64]", ErrConfig, c.ExplainTop)
+	case c.ExplainTop < -1 || c.ExplainTop > 64:
+		return fmt.Errorf("%w: explain_top %d outside [-1, 64] (-1: off)", ErrConfig, c.ExplainTop)
 	}
 	if err := c.Triggers.validate(); err != nil {
 		return err

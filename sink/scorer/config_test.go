@@ -26,6 +26,8 @@ func TestConfigValidate(t *testing.T) {
 		{"retention below a day", func(c *Config) { c.Retention = time.Hour }, false},
 		{"ttl below retention", func(c *Config) { c.Retention, c.TTL = 48*time.Hour, 24*time.Hour }, false},
 		{"explain_top too large", func(c *Config) { c.ExplainTop = 65 }, false},
+		{"explain_top -1 (off)", func(c *Config) { c.ExplainTop = -1 }, true},
+		{"explain_top below -1", func(c *Config) { c.ExplainTop = -2 }, false},
 		{"browse intent above 1", func(c *Config) { c.Triggers.BrowseIntent = 1.5 }, false},
 		{"price drop of 100%", func(c *Config) { c.Triggers.PriceDrop = 1 }, false},
 		{"expiry of an unknown kind", func(c *Config) { c.Triggers.Expiry = map[string]time.Duration{"spam": time.Hour} }, false},

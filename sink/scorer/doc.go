@@ -20,7 +20,8 @@
 // start empty after a restart (decile rules are Unknown until 1000 scores
 // are seen).
 //
-// The explanation of a network score lists its top inputs (ExplainTop, 5)
+// The explanation of a network score lists its top inputs (ExplainTop,
+// default 5; -1 turns explanations off)
 // with signed contributions: the score minus the score with that input
 // absent from the snapshot (a numeric feature at 0, a token field empty),
 // and a readable Label. It is occlusion, exactly what nn.Model.Explain

@@ -208,7 +208,7 @@ func (e *engine) explain(u *user) error {
 	ex, served := u.ex, u.exServed
 	u.ex, u.exServed = nil, nil
 	defer func() { e.exPool = append(e.exPool, ex) }()
-	if served == nil || e.cfg.ExplainTop == 0 {
+	if served == nil || e.cfg.ExplainTop <= 0 {
 		return nil
 	}
 	n := &e.net

@@ -3,6 +3,7 @@ package scorer
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"sort"
 	"testing"
@@ -282,6 +283,45 @@ func TestEngineMessagesValidateAndSkipPurchases(t *testing.T) {
 				validate(t, changes, raw)
 			}
 		}
+	}
+}
+
+// explain_top -1 turns explanations off and changes nothing else: the
+// same triggers and changes, in the same order, with no contributions;
+// with the default every trigger scored by the network is explained.
+func TestExplainTopOff(t *testing.T) {
+	snaps := heavySnaps(t)
+	served := trainedServed(t)
+	on := engineRun{cfg: Config{Triggers: triggerConfig()}, served: served, tail: 200 * 24 * time.Hour}.run(t, snaps)
+	off := engineRun{cfg: Config{Triggers: triggerConfig(), ExplainTop: -1}, served: served, tail: 200 * 24 * time.Hour}.run(t, snaps)
+	if len(on.triggers) == 0 || len(on.triggers) != len(off.triggers) || len(on.changes) != len(off.changes) {
+		t.Fatalf("on: %d triggers %d changes; off: %d triggers %d changes",
+			len(on.triggers), len(on.changes), len(off.triggers), len(off.changes))
+	}
+	explained := 0
+	for i, tr := range off.triggers {
+		if len(tr.Explanation) != 0 {
+			t.Fatalf("explain_top -1: trigger %s explained: %+v", tr.TriggerID, tr.Explanation)
+		}
+		if len(on.triggers[i].Explanation) > 0 {
+			explained++
+		}
+		a, b := on.triggers[i], tr
+		a.Explanation, b.Explanation = nil, nil
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("trigger %d differs beyond its explanation:\n on  %+v\n off %+v", i, a, b)
+		}
+	}
+	if explained == 0 {
+		t.Fatal("default explain_top: no trigger explained")
+	}
+	if !reflect.DeepEqual(on.changes, off.changes) {
+		t.Fatal("segment changes differ with explanations off")
+	}
+	retarget := compileSchema(t, schema.RetargetV1)
+	for _, tr := range off.triggers {
+		b, _ := json.Marshal(tr)
+		validate(t, retarget, b)
 	}
 }
 

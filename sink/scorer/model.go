@@ -122,7 +122,7 @@ func (n *netScorer) predict(ex *nn.Example, sum *inputs.Summary, snap *features.
 // Each present input costs one forward pass.
 func (n *netScorer) explain(ex nn.Example, sum *inputs.Summary) ([numHeads][]contribution, error) {
 	var expl [numHeads][]contribution
-	if n.served == nil || n.top == 0 {
+	if n.served == nil || n.top <= 0 {
 		return expl, nil
 	}
 	m := n.served.Model
