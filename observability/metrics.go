@@ -278,14 +278,6 @@ func (m *Metrics) SetPrequentialAUC(task, model string, auc float64) {
 	m.prequentialAUC.WithLabelValues(task, model).Set(auc)
 }
 
-// SetChampion records the champion model of task: its version and its
-// prequential AUC (SetChampionVersion and SetPrequentialAUC with
-// ModelChampion).
-func (m *Metrics) SetChampion(task string, version int64, auc float64) {
-	m.SetChampionVersion(task, version)
-	m.SetPrequentialAUC(task, ModelChampion, auc)
-}
-
 // Segment changes (the change label of streamprofile_segment_changes_total).
 const (
 	ChangeEnter = "enter"

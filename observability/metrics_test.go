@@ -69,7 +69,8 @@ func populate(t *testing.T, m *Metrics) {
 	m.ObserveFlush(10, 2*time.Millisecond)
 	m.SetTrainerPending(3)
 	m.AddTrainedExamples(100)
-	m.SetChampion("purchase_7d", 4, 0.81)
+	m.SetChampionVersion("purchase_7d", 4)
+	m.SetPrequentialAUC("purchase_7d", ModelChampion, 0.81)
 	m.SetPrequentialAUC("purchase_7d", ModelChallenger, 0.83)
 	m.AddRollbacks(1)
 	m.SetSegmentMembers("vip", 12)
@@ -142,7 +143,8 @@ func TestNilMetricsIgnoresCalls(t *testing.T) {
 	m.SetTrainerPending(1)
 	m.AddTrainedExamples(1)
 	m.AddRollbacks(1)
-	m.SetChampion("t", 1, 0.5)
+	m.SetChampionVersion("t", 1)
+	m.SetPrequentialAUC("t", ModelChampion, 0.5)
 	m.SetPrequentialAUC("t", ModelChallenger, 0.5)
 	m.SetSegmentMembers("s", 1)
 	m.AddSegmentChanges("s", ChangeExit, 1)
@@ -407,8 +409,10 @@ func TestBatchMetrics(t *testing.T) {
 
 func TestSegmentAndModelMetrics(t *testing.T) {
 	m, reg := newMetrics(t)
-	m.SetChampion("purchase_7d", 3, 0.7)
-	m.SetChampion("purchase_7d", 4, 0.75)
+	m.SetChampionVersion("purchase_7d", 3)
+	m.SetPrequentialAUC("purchase_7d", ModelChampion, 0.7)
+	m.SetChampionVersion("purchase_7d", 4)
+	m.SetPrequentialAUC("purchase_7d", ModelChampion, 0.75)
 	m.SetPrequentialAUC("purchase_7d", ModelChallenger, 0.78)
 	m.SetPrequentialAUC("purchase_7d", "network", 0.9) // not a contract value: ignored
 	m.SetPrequentialAUC("repeat_90d", ModelChallenger, 0.6)
