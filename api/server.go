@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/streamprofile/streamprofile/internal/httpserve"
 )
 
 // route is one endpoint. Its path uses the syntax that http.ServeMux and
@@ -156,26 +158,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		DisableGeneralOptionsHandler: true,
 		ErrorLog:                     slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if s.tls != nil {
-			errc <- srv.ServeTLS(ln, "", "")
-		} else {
-			errc <- srv.Serve(ln)
-		}
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("api: serve: %w", err)
-	case <-ctx.Done():
+	serve := func() error { return srv.Serve(ln) }
+	if s.tls != nil {
+		serve = func() error { return srv.ServeTLS(ln, "", "") }
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	<-errc
-	if err != nil {
-		srv.Close()
-		return fmt.Errorf("api: shutdown: %w", err)
+	if err := httpserve.Serve(ctx, srv, serve, s.cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("api: serve: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/streamprofile/streamprofile/api"
+	"github.com/streamprofile/streamprofile/internal/httpserve"
 )
 
 //go:embed static
@@ -288,22 +289,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 	}()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	var err error
-	select {
-	case err = <-errc:
-		err = fmt.Errorf("dashboard: %w", err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		err = srv.Shutdown(sctx)
-		cancel()
-		if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-			err = errors.Join(err, serr)
-		}
-	}
+	err := httpserve.Serve(ctx, srv, func() error { return srv.Serve(ln) }, 5*time.Second)
 	<-done
-	return err
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	return nil
 }
 
 // MaxIDLen bounds the id of a profile lookup, in bytes.

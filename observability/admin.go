@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/streamprofile/streamprofile/internal/httpserve"
 )
 
 // ReadinessCheck is one named condition of /readyz.
@@ -151,22 +153,8 @@ func (s *AdminServer) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := httpserve.Serve(ctx, srv, func() error { return srv.Serve(ln) }, s.cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("observability: admin server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && serr != nil {
-		err = errors.Join(err, serr)
-	}
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("observability: admin server shutdown: %w", err)
 	}
 	return nil
 }
