@@ -173,37 +173,53 @@ pick_cluster_ports() {
 
 # ---------------------------------------------------------------- prerequisites
 
+# apt_install PKG installs a Debian package with apt-get (as root, or with sudo),
+# running apt-get update and trying again when the first attempt fails.
+apt_install() {
+	local pkg=$1 sudo=()
+	if [[ "$(id -u)" != 0 ]]; then
+		command -v sudo >/dev/null 2>&1 || die "$pkg is missing and this user is not root and has no sudo"
+		sudo=(sudo)
+	fi
+	command -v apt-get >/dev/null 2>&1 || die "$pkg is missing and there is no apt-get to install it with"
+	export DEBIAN_FRONTEND=noninteractive
+	if ! "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q "$pkg" >"$dir/apt.log" 2>&1; then
+		log "apt-get install $pkg failed; running apt-get update and trying again"
+		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >>"$dir/apt.log" 2>&1 || {
+			tail_log "$dir/apt.log"
+			die "apt-get update failed"
+		}
+		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q "$pkg" >>"$dir/apt.log" 2>&1 || {
+			tail_log "$dir/apt.log"
+			die "apt-get install -y $pkg failed"
+		}
+	fi
+}
+
 ensure_redis_installed() {
 	if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then
 		return 0
 	fi
 	log "redis-server not found; installing Debian's redis-server with apt-get"
-	local sudo=()
-	if [[ "$(id -u)" != 0 ]]; then
-		command -v sudo >/dev/null 2>&1 || die "redis-server is missing and this user is not root and has no sudo"
-		sudo=(sudo)
-	fi
-	export DEBIAN_FRONTEND=noninteractive
-	if ! "${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q redis-server >"$dir/apt.log" 2>&1; then
-		log "apt-get install failed; running apt-get update and trying again"
-		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -q >>"$dir/apt.log" 2>&1 || {
-			tail_log "$dir/apt.log"
-			die "apt-get update failed"
-		}
-		"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -q redis-server >>"$dir/apt.log" 2>&1 || {
-			tail_log "$dir/apt.log"
-			die "apt-get install -y redis-server failed"
-		}
-	fi
+	apt_install redis-server
 	command -v redis-server >/dev/null 2>&1 || die "redis-server still not on PATH after apt-get install"
 	log "installed $(redis-server --version | head -n 1)"
+}
+
+# ensure_maven_installed installs Debian's maven when mvn is missing (Java 17
+# is expected to be installed; Debian's maven would pull a JDK in otherwise).
+ensure_maven_installed() {
+	command -v mvn >/dev/null 2>&1 && return 0
+	log "mvn not found; installing Debian's maven with apt-get"
+	apt_install maven
+	command -v mvn >/dev/null 2>&1 || die "mvn still not on PATH after apt-get install maven"
 }
 
 ensure_kafka_jars() {
 	if [[ -f "$libs/.complete" ]]; then
 		return 0
 	fi
-	command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is needed to fetch the Kafka jars"
+	ensure_maven_installed
 	command -v java >/dev/null 2>&1 || die "java (17+) is needed to run Kafka"
 	log "fetching Kafka $kafka_version jars with Maven into $libs"
 	rm -rf "$libs"

@@ -3,6 +3,6 @@
 // goroutine per assigned partition, the dead-letter queue, per-partition
 // event-time watermarks, and the replay producer.
 //
-// The processing topology is declared in one place (topology.go); see
+// The processing topology is declared in one place (pipeline/topology.go); see
 // DESIGN.md at the repository root for the exactly-once argument.
 package stream
