@@ -80,3 +80,29 @@ func TestDemoOnTheBundledSample(t *testing.T) {
 		t.Fatalf("profiles: %d lines, %d with a propensity score and model version", lines, scored)
 	}
 }
+
+// The demo on a machine with nothing installed: the in-process Redis
+// (miniredis) instead of a redis-server child process. Ingest only, so
+// that it stays short; every event is applied and every user stored.
+func TestDemoWithInProcessRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo takes a few seconds")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	rep, err := app.RunDemo(ctx, app.DemoConfig{
+		ExitWhenDone: true, InProcessRedis: true, NoTrain: true, NoScore: true, Progress: io.Discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Redis != "miniredis" {
+		t.Fatalf("Redis %q, want miniredis", rep.Redis)
+	}
+	if rep.EventsRead != 17434 || rep.Applied != 17434 || rep.DeadLettered != 0 || rep.Users != 4504 {
+		t.Fatalf("report: read %d applied %d dead %d users %d", rep.EventsRead, rep.Applied, rep.DeadLettered, rep.Users)
+	}
+	if rep.IngestSeconds <= 0 || rep.WallSeconds < rep.IngestSeconds || rep.EventsPerSecond <= 0 {
+		t.Fatalf("times: ingest %.2fs wall %.2fs, %.0f events/s", rep.IngestSeconds, rep.WallSeconds, rep.EventsPerSecond)
+	}
+}

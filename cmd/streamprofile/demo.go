@@ -51,6 +51,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of the clickstream topic")
 	fs.StringVar(&brokers, "brokers", "", "use this Kafka instead of the in-process one")
 	fs.StringVar(&redisAddr, "redis", "", "use this Redis instead of starting one")
+	fs.BoolVar(&cfg.InProcessRedis, "in-process-redis", false, "use the in-process Redis (miniredis) even when redis-server is on PATH")
 	fs.StringVar(&cfg.Prefix, "prefix", "sp", "Redis key prefix")
 	fs.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&logLevel, "log-level", "warn", "log level")
