@@ -401,11 +401,17 @@ func (p *processor) handleObserved(ctx context.Context, r *record, msg *kafka.Me
 		p.markSource(r, n)
 		return err
 	}
-	var span trace.Span
+	var span, step trace.Span
 	if p.traced {
 		ctx, span = p.cfg.Tracer.StartConsume(ctx, msg)
+		// The score step: the model, the segments and the triggers of
+		// this snapshot (explanations are computed at the flush).
+		_, step = p.cfg.Tracer.Start(ctx, observability.SpanScore)
 	}
 	err := p.handle(r)
+	if p.traced {
+		step.End()
+	}
 	p.markSource(r, n)
 	for i := n; i < len(p.eng.out); i++ {
 		o := &p.eng.out[i]
