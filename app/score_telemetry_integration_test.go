@@ -212,6 +212,27 @@ func TestScoreTelemetryThroughRealKafka(t *testing.T) {
 		t.Fatal(unresolved)
 	}
 
+	// Every scorer consume span of a snapshot has its score step as a
+	// child: the model, segments and triggers of that snapshot.
+	scored := map[trace.SpanID]bool{}
+	for _, sp := range spans {
+		if sp.Name() == observability.SpanScore {
+			scored[sp.Parent().SpanID()] = true
+		}
+	}
+	consumed := 0
+	for id, sp := range spans {
+		if sp.Name() == "process "+e.topic+".examples" {
+			consumed++
+			if !scored[id] {
+				t.Errorf("scorer consume span %v has no %q child", id, observability.SpanScore)
+			}
+		}
+	}
+	if consumed == 0 {
+		t.Error("no scorer consume span recorded")
+	}
+
 	traceOf := map[string]trace.TraceID{} // user → the trace of its click
 	for _, m := range changes.all() {
 		var c scorer.SegmentChange
