@@ -127,10 +127,16 @@
     for (const pt of l.curve) for (const m of Object.keys(pt.auc)) if (!models.includes(m)) models.push(m);
     models.sort((a, b) => (a === 'network' ? -1 : b === 'network' ? 1 : a.localeCompare(b)));
     const color = (m, i) => MODEL_COLORS[m] || FALLBACK[i % FALLBACK.length];
+    // The axis starts at 0.4, lower (in steps of 0.2) when an AUC is
+    // below it: a model worse than chance is drawn where it is, not
+    // clamped onto the axis.
+    let lowest = 0.4;
+    for (const pt of l.curve) for (const v of Object.values(pt.auc)) if (v < lowest) lowest = v;
+    const yMin = lowest >= 0.4 ? 0.4 : Math.max(0, Math.floor(lowest * 5) / 5);
     const drawn = chart($('chart-auc'), models.map((m, i) => ({
       name: m, color: color(m, i),
       points: l.curve.filter((pt) => pt.auc[m] !== undefined).map((pt) => [pt.evaluated, pt.auc[m]]),
-    })), { yMin: 0.4, yMax: 1, yFormat: (v) => v.toFixed(2), xFormat: (x) => num.format(x) + ' examples' });
+    })), { yMin: yMin, yMax: 1, yFormat: (v) => v.toFixed(2), xFormat: (x) => num.format(x) + ' examples' });
     show('auc-empty', !drawn);
     show('chart-auc', drawn);
     const legend = $('auc-legend');
