@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,26 @@ func TestSampleIsTheBundledREES46Head(t *testing.T) {
 	s := loadSample(t)
 	if s.Events() != 17434 || s.Users() != 4504 {
 		t.Fatalf("sample has %d events of %d users, want 17434 of 4504 (data/README.md)", s.Events(), s.Users())
+	}
+}
+
+// TestSampleRepricedItems: the bundled sample shows every item at one
+// price, so the score role's price_drop trigger cannot fire on it (the
+// report says so); an item seen at two prices counts once.
+func TestSampleRepricedItems(t *testing.T) {
+	if n := loadSample(t).RepricedItems(); n != 0 {
+		t.Fatalf("the bundled sample shows %d items at more than one price; the report's trigger note says none", n)
+	}
+	at := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(item string, micros int64) stream.Event {
+		return stream.Event{Schema: 1, EventID: item, Type: stream.TypeView, UserID: "u", TS: at, ItemID: item, PriceMicros: micros}
+	}
+	s, err := NewSample([]stream.Event{ev("a", 2e6), ev("a", 2e6), ev("b", 3e6), ev("b", 1e6), ev("b", 2e6), ev("c", 0), ev("c", 5e6)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.RepricedItems(); n != 1 {
+		t.Fatalf("RepricedItems = %d, want 1 (b)", n)
 	}
 }
 
@@ -338,6 +359,8 @@ func TestConfigValidate(t *testing.T) {
 		"load zero":      func(c *Config) { c.Loads = []float64{0} },
 		"bad profile":    func(c *Config) { c.Profile = "sometimes" },
 		"trainer batch0": func(c *Config) { c.TrainerBatches = []int{0} },
+		"bounded ttl<0":  func(c *Config) { c.BoundedCacheUsers, c.BoundedTTL = 10, -time.Second },
+		"bounded ttl":    func(c *Config) { c.BoundedCacheUsers, c.BoundedTTL = 10, time.Hour },
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -353,7 +376,8 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("quick defaults: %+v", d)
 	}
 	d = Config{}.WithDefaults()
-	if !slices.Equal(d.Users, []int{10000, 100000, 1000000}) || d.Partitions != 6 || d.Profile != ProfileAuto {
+	if !slices.Equal(d.Users, []int{10000, 100000, 1000000}) || d.Partitions != 6 || d.Profile != ProfileAuto ||
+		d.BoundedTTL != 10*time.Second {
 		t.Fatalf("defaults: %+v", d)
 	}
 }
@@ -363,8 +387,10 @@ func TestConfigValidate(t *testing.T) {
 func TestTargetsAndOutput(t *testing.T) {
 	r := &Result{Setup: Setup{FlushIntervalMs: 20, Scorer: "separate process", ScoreCPUs: "1", IngestCPUs: "1"}, Scales: []Scale{{
 		Users: 10000, ConsumeFloor: RateFigure{EventsPerSec: 100000},
-		Memory:               MemoryTrace{PeakRSSBytes: 100 << 20, RedisUsedMemoryBytes: 7 << 20},
-		Bounded:              &BoundedRun{CacheUsers: 1000, CacheBoundUsers: 6000, TTL: "1m0s", EventsPerSec: 50000, PeakRSSBytes: 60 << 20, RedisKeysAtEnd: 4000},
+		Memory: MemoryTrace{PeakRSSBytes: 100 << 20, RedisUsedMemoryBytes: 7 << 20, CacheBoundUsers: 600000},
+		Bounded: &BoundedRun{CacheUsers: 1000, CacheBoundUsers: 6000, TTL: "10s", EventsPerSec: 50000, Seconds: 40,
+			PeakRSSBytes: 60 << 20, RedisKeysAtEnd: 4000, RedisUsedMemoryBytes: 3 << 20, Waited: "11s",
+			RedisUsedMemoryAfterTTLBytes: 1 << 20},
 		Max:                  MaxRun{Events: 38000, EventsPerSec: 60000, RatioToFloor: 0.6, CPURatioToFloor: 0.55, MedianEventsPerSec: 58000, RoundTripsPerEvent: 0.004},
 		ScoreMax:             &ScoreRun{Snapshots: 38000, Seconds: 0.5, SnapshotsPerSec: 76000, CPUSecondsPerMillion: 13, HandleMeanUs: 9, CPUUtilisation: 0.99},
 		ScoreMaxEventsPerSec: 76000, EndToEndMaxPerSec: 58000, LoadBasis: "the end-to-end maximum, min(ingester 58.0k, score role 76.0k) = 58.0k events/s",
@@ -372,21 +398,23 @@ func TestTargetsAndOutput(t *testing.T) {
 			{Fraction: 0.5, OfferedPerSec: 30000, IngestedPerSec: 30000, RoundTripsPerEvent: 0.3,
 				Durable: Summary{Count: 10, P50Ms: 12, P99Ms: 19, P999Ms: 30}, Emit: Summary{Count: 10, P50Ms: 10, P99Ms: 30, P999Ms: 40},
 				Output: Summary{Count: 4, P50Ms: 25, P99Ms: 60, P999Ms: 70}, Change: Summary{Count: 5, P50Ms: 25, P99Ms: 60, P999Ms: 70},
-				WindowEvents: 10, EventsWithOutput: 4, Outputs: &OutputCounts{ChangeRecords: 5, FromTimers: 1},
+				WindowEvents: 10, EventsWithOutput: 4, Outputs: &OutputCounts{ChangeRecords: 5, TriggerRecords: 3, FromTimers: 4},
+				LoadsPerEvent: 0.25, EventsPerFlush: 4,
 				Score: &ScoreRun{Snapshots: 10, Records: 10, CPUSecondsPerMillion: 40, HandleMeanUs: 20}},
 			{Fraction: 0.8, OfferedPerSec: 48000, IngestedPerSec: 47000, RoundTripsPerEvent: 0.1,
 				Durable: Summary{Count: 10, P50Ms: 15, P99Ms: 25, P999Ms: 40}, Emit: Summary{Count: 10, P50Ms: 12, P99Ms: 30, P999Ms: 45}},
 		},
 	}}}
 	want := map[string]bool{
-		"pipeline ev/s ÷ consume+decode floor":                          true,
-		"the same, by CPU time per event (both CPU-bound)":              true,
-		"Redis round trips per event, maximum speed":                    true,
-		"Redis round trips per event, 50 % load":                        false,
-		"p99 event → durable in Redis, 50 % load":                       true,
-		"p99 event → segment change or trigger (score role), 50 % load": false,
-		"Redis round trips per event, 80 % load":                        true,
-		"p99 event → durable in Redis, 80 % load":                       false,
+		"pipeline ev/s ÷ consume+decode floor":                                          true,
+		"the same, by CPU time per event (both CPU-bound)":                              true,
+		"Redis round trips per event, maximum speed":                                    true,
+		"Redis round trips per event, 50 % load":                                        false,
+		"p99 event → durable in Redis, 50 % load":                                       true,
+		"p99 event → segment change (score role; no event caused a trigger), 50 % load": false,
+		"memory follows active users":                                                   true,
+		"Redis round trips per event, 80 % load":                                        true,
+		"p99 event → durable in Redis, 80 % load":                                       false,
 	}
 	got := targets(r)
 	if len(got) != len(want) {
@@ -403,14 +431,34 @@ func TestTargetsAndOutput(t *testing.T) {
 			t.Fatalf("target %q met=%v with reason %q", tg.Name, tg.Met, tg.Why)
 		}
 	}
+	// Keys left once the TTL has passed, or an RSS not below the default
+	// cache's, miss the memory target, with the figures.
+	for _, edit := range []func(bd *BoundedRun){
+		func(bd *BoundedRun) { bd.RedisKeysAfterTTL = 12 },
+		func(bd *BoundedRun) { bd.PeakRSSBytes = 200 << 20 },
+		func(bd *BoundedRun) { bd.Waited = "" },
+	} {
+		sc := r.Scales[0]
+		bd := *sc.Bounded
+		edit(&bd)
+		if tg := memoryTarget(&sc, &bd); tg.Met || !strings.Contains(tg.Why, "4000 of 10000 user keys at the end of the run") {
+			t.Fatalf("memory target with %+v: %+v", bd, tg)
+		}
+	}
 	r.Targets = got
 	var md strings.Builder
 	if err := r.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"| 10k | 38000 | 100.0k | 60.0k (58.0k) | 60 % | 55 % |", "1000 cached users per partition (6000 in all) and a 1m0s TTL",
+	for _, s := range []string{"| 10k | 38000 | 100.0k | 60.0k (58.0k) | 60 % | 55 % |", "1000 cached users per partition (6000 in all) and a 10s TTL",
 		"| 10k | 50 % | 30.0k | 30.0k | 12.0 / 19.0 / 30.0 |", "**no**",
-		"| 10k | 50 % | 12.0 / 19.0 / 30.0 | 10.0 / 30.0 / 40.0 | 25.0 / 60.0 / 70.0 | 25.0 / 60.0 / 70.0 (5) | – (0) | 4 of 10 (40.0 %) | 5 / 0 / 1 | 40 |",
+		"| 10k | 50 % | 12.0 / 19.0 / 30.0 | 10.0 / 30.0 / 40.0 | 25.0 / 60.0 / 70.0 | 25.0 / 60.0 / 70.0 (5) | – (0) | 4 of 10 (40.0 %) | 5 / 3 / 4 | 40 |",
+		"**The trigger column measures nothing here:** no event of any window caused a trigger (of the 3 trigger records",
+		"the sample shows every item at one price", "is therefore event → segment change",
+		"4000 user keys (the users written in the last 10s; the others had expired), used_memory +3.0 MiB",
+		"11s after the run, with no event meanwhile (the TTL plus a margin): 0 user keys, used_memory +1.0 MiB",
+		"60 MiB (heap 0 MiB; 100 MiB with the default cache of 600000 users)",
+		"a flush (one round trip) carries 4.0 events and a fetched batch 4.0: every batch costs a round trip of its own",
 		"snapshot emit p99 30.0 ms, so the score role added about 30.0 ms at p99",
 		"| 10k | 58.0k | 76.0k | 38000 | 0.5 | 13 | 9 | 99 % | 58.0k |",
 		"10k users: the end-to-end maximum, min(ingester 58.0k, score role 76.0k) = 58.0k events/s",
@@ -460,14 +508,16 @@ func TestQuickRun(t *testing.T) {
 	rdb := testenv.RedisDB(t)
 	out := t.TempDir()
 	const users = 1000
+	progressLog := &testWriter{t: t}
 	cfg := Config{
 		Brokers: brokers, Redis: rdb.Options().Addr, RedisDB: rdb.Options().DB, OutDir: out,
 		Quick: true, Users: []int{users}, Partitions: 3,
 		LatencyWindow: 1500 * time.Millisecond, LatencyWarmup: 500 * time.Millisecond,
 		RedisFloorWindow: 300 * time.Millisecond, TrainerWindow: 100 * time.Millisecond, TrainerBatches: []int{32},
 		Profile: ProfileAlways, CompareSnapshotJSON: true, PhaseTimeout: 2 * time.Minute,
+		BoundedCacheUsers: 50, BoundedTTL: 2 * time.Second,
 		WorkerCommand: []string{os.Args[0]}, WorkerEnv: []string{envWorker + "=1"},
-		Progress: testWriter{t},
+		Progress: progressLog,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -529,6 +579,34 @@ func TestQuickRun(t *testing.T) {
 		t.Fatalf("trainer: %+v", res.Trainer)
 	case len(res.Profiles[0].CPUTop) == 0:
 		t.Fatalf("profile: %+v", res.Profiles[0])
+	case s.Bounded == nil || s.Bounded.Max == nil || s.Bounded.Max.Events != events || s.Bounded.CacheBoundUsers != 150 ||
+		s.Bounded.Waited != (2*time.Second+time.Second).String():
+		t.Fatalf("bounded run: %+v", s.Bounded)
+	case s.Bounded.RedisKeysAtEnd <= 0 || s.Bounded.RedisKeysAtEnd > users || s.Bounded.RedisKeysAfterTTL != 0:
+		// Every user was written in the run; none is left once the TTL
+		// has passed with no event.
+		t.Fatalf("bounded run: %d user keys at the end, %d after the TTL", s.Bounded.RedisKeysAtEnd, s.Bounded.RedisKeysAfterTTL)
+	}
+	// The memory target is judged (its RSS part on 1000 users means
+	// little); the progress of the maximum-speed and latency runs was shown
+	// (plain lines: the test log is no terminal).
+	var memTarget bool
+	for _, tg := range res.Targets {
+		memTarget = memTarget || tg.Name == "memory follows active users"
+	}
+	log := progressLog.String()
+	for _, want := range []string{
+		fmt.Sprintf("bench: 1k users, max run: records consumed: %d done in", events),
+		fmt.Sprintf("bench: 1k users, bounded run: records consumed: %d done in", events),
+		"bench: 1k users, 50 % load: records consumed: ",
+		"bench: 1k users, score role: snapshots handled: ",
+	} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("progress lacks %q:\n%s", want, log)
+		}
+	}
+	if !memTarget {
+		t.Fatalf("no memory target: %+v", res.Targets)
 	}
 	l := s.Loads[0]
 	t.Logf("latency run: durable %+v, emit %+v, change or trigger %+v; %d of %d events caused outputs; outputs %+v; score %+v",
@@ -544,12 +622,24 @@ func TestQuickRun(t *testing.T) {
 	}
 }
 
-// testWriter sends progress lines to the test log.
-type testWriter struct{ t *testing.T }
+// testWriter sends progress lines to the test log and keeps them.
+type testWriter struct {
+	t  *testing.T
+	mu sync.Mutex
+	b  strings.Builder
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 func TestParseCPUList(t *testing.T) {

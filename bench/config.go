@@ -82,7 +82,12 @@ type Config struct {
 	// BoundedCacheUsers and BoundedTTL, when BoundedCacheUsers > 0,
 	// repeat the last scale's maximum-speed run with that cache bound per
 	// partition and TTL, to show the state following active users rather
-	// than users ever seen. Default 0: not run.
+	// than users ever seen: the ingester's memory by the cache, Redis's by
+	// the TTL. Redis is read at the end of that run and again once the TTL
+	// (plus a margin: a tenth of it, at least 1s) has passed with no event,
+	// so the run takes that much longer; a TTL shorter than the run also
+	// shows keys expiring while it runs. Defaults 0 (not run) and 10s;
+	// BoundedTTL at most PhaseTimeout.
 	BoundedCacheUsers int
 	BoundedTTL        time.Duration
 	// WorkerCommand is the command line that runs RunWorker in a new
@@ -164,6 +169,7 @@ func (c Config) WithDefaults() Config {
 	dur(&c.RedisFloorWindow, 5*time.Second, time.Second)
 	dur(&c.TrainerWindow, 3*time.Second, 300*time.Millisecond)
 	dur(&c.PhaseTimeout, 15*time.Minute, 2*time.Minute)
+	dur(&c.BoundedTTL, 10*time.Second, 10*time.Second)
 	if len(c.TrainerBatches) == 0 {
 		c.TrainerBatches = []int{32, 128, 512}
 	}
@@ -205,7 +211,7 @@ func (c Config) Validate() error {
 		return bad("no output directory")
 	case len(d.WorkerCommand) == 0:
 		return bad("no worker command")
-	case d.BoundedCacheUsers < 0 || (d.BoundedCacheUsers > 0 && d.BoundedTTL < 0):
+	case d.BoundedCacheUsers < 0 || (d.BoundedCacheUsers > 0 && (c.BoundedTTL < 0 || d.BoundedTTL > d.PhaseTimeout)):
 		return bad("bounded run: cache users %d, ttl %s", d.BoundedCacheUsers, d.BoundedTTL)
 	case d.MinEvents < 0 || d.MaxEvents < 0 || (d.MaxEvents > 0 && d.MaxEvents < d.MinEvents):
 		return bad("events bounds: min %d, max %d", d.MinEvents, d.MaxEvents)

@@ -86,6 +86,28 @@ func (s *Sample) Users() int { return len(s.counts) }
 // Events is the number of events in the sample.
 func (s *Sample) Events() int { return len(s.events) }
 
+// RepricedItems is the number of items the sample shows at more than one
+// price. Rekey keeps every event's item and price, so when it is 0 no
+// re-keyed stream ever shows an item at a lower price than before, and the
+// score role's price_drop trigger (the only default trigger an event
+// causes; the others fire from timers) never fires.
+func (s *Sample) RepricedItems() int {
+	price := map[string]int64{}
+	repriced := map[string]bool{}
+	for i := range s.events {
+		e := &s.events[i]
+		if e.ItemID == "" || e.PriceMicros <= 0 {
+			continue
+		}
+		if p, ok := price[e.ItemID]; !ok {
+			price[e.ItemID] = e.PriceMicros
+		} else if p != e.PriceMicros {
+			repriced[e.ItemID] = true
+		}
+	}
+	return len(repriced)
+}
+
 // Rekey returns the stream of exactly users distinct synthetic users (see
 // the package documentation), starting at round.
 func (s *Sample) Rekey(users, round int) (*Rekeyed, error) {

@@ -8,8 +8,11 @@
 //  2. The real ingest pipeline (app.Ingester with its snapshot stage, the
 //     production defaults) at maximum speed on the same pre-loaded topic:
 //     events/s made durable in Redis and its ratio to the consume+decode
-//     floor, Redis round trips and commands per event, CPU seconds per
-//     million events, peak RSS, Redis used_memory per 100k users.
+//     floor, Redis round trips per event (one per flush and one per
+//     fetched batch: pipeline.Stats.RedisLoads, which loads the batch's
+//     users not cached and checks all its users for an erasure) and
+//     commands per event, CPU seconds per million events, peak RSS, Redis
+//     used_memory per 100k users.
 //  3. The score role's maximum: app.Scorer (its own process, on
 //     Config.ScoreCPUs as in the latency runs, production defaults)
 //     scoring the snapshot topic the maximum-speed run filled, from its
@@ -26,12 +29,26 @@
 //     measured side's CPUs by default: Config.ScoreCPUs) emitted for it,
 //     matched by the header scorer.HeaderSourceEvent (the event id) and
 //     read after the window; the events that caused any output are
-//     counted.
+//     counted. Outputs of timers carry no source event and are only
+//     counted: of the default triggers, cart_abandonment,
+//     browse_abandonment and win_back fire from timers, and price_drop,
+//     the one an event causes, needs an item seen again at a lower price,
+//     which the bundled sample never shows (Sample.RepricedItems; re-keying
+//     keeps prices). So with the sample no event → trigger latency is
+//     measured, and the report says so: the event → output latency is
+//     event → segment change.
 //  5. Trainer: examples/s of the configured network per batch size, the
 //     trainer's snapshots/s end to end, and scoring µs per profile.
 //  6. Scaling: every figure above for each requested number of distinct
 //     users (10k, 100k, 1M by default), from the bundled REES46 sample
 //     re-keyed by Rekey.
+//  7. State following active users (Config.BoundedCacheUsers): the last
+//     scale's maximum-speed run again with a small cache and a user TTL
+//     shorter than the run (Config.BoundedTTL, 10s by default): the
+//     ingester's peak RSS against the run with the default cache, and the
+//     Redis user keys and used_memory at its end and again once the TTL
+//     (plus a margin) has passed with no event, when no user is active and
+//     no user key should be left.
 //
 // # Processes
 //
@@ -42,7 +59,18 @@
 // for the load side) each is pinned with taskset(1), so the generator does
 // not steal the measured process's CPU and Go sizes GOMAXPROCS to the pinned
 // CPUs. Kafka and Redis are whatever Config.Brokers and Config.Redis point
-// at; scripts/bench.sh starts them on the load side's CPUs.
+// at, and are not pinned: scripts/bench.sh starts them on any CPU, as part
+// of the system measured (on 2 CPUs, pinning them next to the load
+// generator made the broker the bottleneck of every latency run).
+//
+// # Progress
+//
+// Config.Progress receives a line as each phase starts and, for the
+// maximum-speed runs (ingester and score role) and the latency runs, the
+// progress of the measured worker through internal/progress: a bar with
+// rate and ETA when it is a terminal, a plain line every few seconds
+// otherwise. The workers report their counts (records consumed, snapshots
+// handled) on their result pipe.
 //
 // # Output
 //

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -28,6 +29,9 @@ type worker struct {
 
 	mu     sync.Mutex
 	result json.RawMessage
+
+	// progress is the worker's last reported count (workerLine.Progress).
+	progress atomic.Int64
 }
 
 // startWorker starts a worker process running spec, pinned to cpus when
@@ -76,6 +80,12 @@ func (b *run) startWorker(ctx context.Context, name, cpus string, spec workerSpe
 		for sc.Scan() {
 			var l workerLine
 			if json.Unmarshal(sc.Bytes(), &l) != nil {
+				continue
+			}
+			if l.Progress != nil {
+				// Read by the progress display; the others wait
+				// on lines.
+				w.progress.Store(*l.Progress)
 				continue
 			}
 			if l.Result != nil {

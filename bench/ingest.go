@@ -93,6 +93,9 @@ type ingestResult struct {
 	Flushes      int64   `json:"flushes"`
 	FlushUsers   int64   `json:"flush_users"`
 	FlushCmds    int64   `json:"flush_cmds"`
+	// Loads are pipeline.Stats.RedisLoads: one round trip per fetched
+	// batch, which loads the batch's users not cached and checks all its
+	// users for an erasure. RoundTrips = Flushes + Loads.
 	Loads        int64   `json:"loads"`
 	RoundTrips   int64   `json:"round_trips"`
 	FlushSeconds float64 `json:"flush_seconds"`
@@ -184,7 +187,10 @@ func (s *latencyStage) snapshot() (int64, time.Time) {
 	return s.durable, s.lastFlush
 }
 
-func runIngest(ctx context.Context, spec *ingestSpec, log *slog.Logger, ctl *control, ready func() error) (*ingestResult, error) {
+// runIngest runs the measured ingester; it reports its count of records
+// consumed through progress while it runs.
+func runIngest(ctx context.Context, spec *ingestSpec, log *slog.Logger, ctl *control, ready func() error,
+	progress func(int64) error) (*ingestResult, error) {
 	stage := &latencyStage{}
 	var (
 		mu    sync.Mutex
@@ -248,6 +254,8 @@ func runIngest(ctx context.Context, spec *ingestSpec, log *slog.Logger, ctl *con
 	if err := ready(); err != nil {
 		return nil, err
 	}
+	stopProgress := reportProgress(progress, in.Topology().Stats().Consumed.Load)
+	defer stopProgress()
 
 	var end time.Time
 	if spec.Expect > 0 {
@@ -273,6 +281,7 @@ func runIngest(ctx context.Context, spec *ingestSpec, log *slog.Logger, ctl *con
 		}
 		end = time.Now()
 	}
+	stopProgress()
 	cpu, stat1 := cpuTime(), readCPUTimes()
 	mu.Lock()
 	if spec.CPUProfile != "" {

@@ -193,7 +193,17 @@ func plotScaling(r *Result, dir string) error {
 		pts.Shape, pts.Color = draw.CrossGlyph{}, color.Black
 		pts.Radius = vg.Points(5)
 		mem.Add(pts)
-		mem.Legend.Add(fmt.Sprintf("same, cache %d/partition, TTL %s", bd.CacheUsers, bd.TTL), pts)
+		mem.Legend.Add(fmt.Sprintf("same, cache %d/partition, TTL %s (at its end)", bd.CacheUsers, bd.TTL), pts)
+		if bd.Waited != "" {
+			after, err := plotter.NewScatter(plotter.XYs{{X: x, Y: mib(bd.RedisUsedMemoryAfterTTLBytes)}})
+			if err != nil {
+				return err
+			}
+			after.Shape, after.Color = draw.CircleGlyph{}, color.Black
+			after.Radius = vg.Points(4)
+			mem.Add(after)
+			mem.Legend.Add(fmt.Sprintf("its Redis used_memory %s later", bd.Waited), after)
+		}
 	}
 	rate.Y.Min, mem.Y.Min = 0, 0
 	rate.Legend.Top, rate.Legend.Left, mem.Legend.Top, mem.Legend.Left = true, true, true, true

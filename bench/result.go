@@ -61,6 +61,10 @@ type Setup struct {
 	TTL              string  `json:"ttl"`
 	Trigger          string  `json:"trigger"`
 	Dataset          string  `json:"dataset"`
+	// SampleRepricedItems is the number of items the sample shows at more
+	// than one price (Sample.RepricedItems): 0 means the score role's
+	// price_drop trigger cannot fire.
+	SampleRepricedItems int `json:"sample_repriced_items"`
 }
 
 // Scale holds every figure measured at one number of distinct users.
@@ -108,18 +112,27 @@ type MemoryTrace struct {
 }
 
 // BoundedRun shows state bounded by active users: the ingester's memory by
-// its cache, Redis's by the TTL.
+// its cache, Redis's by the TTL (shorter than the run).
 type BoundedRun struct {
-	CacheUsers           int     `json:"cache_users"`
-	TTL                  string  `json:"ttl"`
-	CacheBoundUsers      int     `json:"cache_bound_users"`
-	EventsPerSec         float64 `json:"events_per_sec"`
-	Seconds              float64 `json:"seconds"`
-	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
-	HeapInuseBytes       uint64  `json:"heap_inuse_bytes"`
-	RedisKeysAtEnd       int64   `json:"redis_keys_at_end"`
-	RedisUsedMemoryBytes int64   `json:"redis_used_memory_bytes"`
-	Max                  *MaxRun `json:"max"`
+	CacheUsers      int     `json:"cache_users"`
+	TTL             string  `json:"ttl"`
+	CacheBoundUsers int     `json:"cache_bound_users"`
+	EventsPerSec    float64 `json:"events_per_sec"`
+	Seconds         float64 `json:"seconds"`
+	PeakRSSBytes    int64   `json:"peak_rss_bytes"`
+	HeapInuseBytes  uint64  `json:"heap_inuse_bytes"`
+	// RedisKeysAtEnd are the user keys right after the run: the users
+	// written in the last TTL (the others had expired);
+	// RedisUsedMemoryBytes is used_memory then, against before the run.
+	RedisKeysAtEnd       int64 `json:"redis_keys_at_end"`
+	RedisUsedMemoryBytes int64 `json:"redis_used_memory_bytes"`
+	// Waited is how long after the run (its last write) the user keys and
+	// used_memory were read again, with no event meanwhile: the TTL plus a
+	// margin ("": not read again). RedisKeysAfterTTL should then be 0.
+	Waited                       string  `json:"waited,omitempty"`
+	RedisKeysAfterTTL            int64   `json:"redis_keys_after_ttl"`
+	RedisUsedMemoryAfterTTLBytes int64   `json:"redis_used_memory_after_ttl_bytes"`
+	Max                          *MaxRun `json:"max"`
 }
 
 // RateFigure is a rate measured over a window.
@@ -200,18 +213,22 @@ type LoadRun struct {
 	// Outputs counts the output records (whole run, timers included).
 	Outputs *OutputCounts `json:"outputs,omitempty"`
 	// Score is the score role's report.
-	Score                *ScoreRun `json:"score,omitempty"`
-	RoundTripsPerEvent   float64   `json:"round_trips_per_event"`
-	LoadsPerEvent        float64   `json:"loads_per_event"`
-	EventsPerFlush       float64   `json:"events_per_flush"`
-	FlushMsAvg           float64   `json:"flush_ms_avg"`
-	CPUSecondsPerMillion float64   `json:"cpu_seconds_per_million"`
-	CPUUtilisation       float64   `json:"cpu_utilisation"`
-	IngestCPUBusy        float64   `json:"ingest_cpu_busy"`
-	MachineBusy          float64   `json:"machine_busy"`
-	PeakRSSBytes         int64     `json:"peak_rss_bytes"`
-	LoadGOMAXPROCS       int       `json:"load_gomaxprocs"`
-	Warning              string    `json:"warning,omitempty"`
+	Score *ScoreRun `json:"score,omitempty"`
+	// RoundTripsPerEvent counts flushes and batch loads; LoadsPerEvent
+	// the batch loads alone (pipeline.Stats.RedisLoads: one round trip per
+	// fetched batch, loading its users not cached and checking all its
+	// users for an erasure): 1 / events per batch.
+	RoundTripsPerEvent   float64 `json:"round_trips_per_event"`
+	LoadsPerEvent        float64 `json:"loads_per_event"`
+	EventsPerFlush       float64 `json:"events_per_flush"`
+	FlushMsAvg           float64 `json:"flush_ms_avg"`
+	CPUSecondsPerMillion float64 `json:"cpu_seconds_per_million"`
+	CPUUtilisation       float64 `json:"cpu_utilisation"`
+	IngestCPUBusy        float64 `json:"ingest_cpu_busy"`
+	MachineBusy          float64 `json:"machine_busy"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	LoadGOMAXPROCS       int     `json:"load_gomaxprocs"`
+	Warning              string  `json:"warning,omitempty"`
 }
 
 // Target is one stated target and whether the run met it.
@@ -325,7 +342,10 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	p("\n### Latency at fixed offered loads\n\n")
 	p("Durable: Kafka record timestamp of the event → return of the flush that made it durable in Redis. ")
-	p("Emit: the same → timestamp of its profile snapshot record. Trigger: %s. ", r.Setup.Trigger)
+	p("Emit: the same → timestamp of its profile snapshot record. Change or trigger: %s. ", r.Setup.Trigger)
+	p("Round trips/event counts the ingester's Redis round trips: one per flush and one per fetched batch (batch " +
+		"loads, in brackets: the batch's users not cached are loaded and all its users checked for an erasure, in one " +
+		"round trip, before it is applied). ")
 	p("Offered loads are fractions of the end-to-end maximum when the score role is in the runs (the smaller of the " +
 		"ingester's median maximum-speed rate and the score role's maximum), else of the ingester's median maximum-speed rate")
 	for _, s := range r.Scales {
@@ -334,7 +354,7 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		}
 	}
 	p(".\n\n")
-	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) | machine busy |\n")
+	p("| users | load | offered ev/s | ingested ev/s | durable p50 / p99 / p99.9 ms | of which before processing p50 / p99 | emit p50 / p99 / p99.9 ms | round trips/event (batch loads) | events/flush | flush ms | CPU s per M events | ingester CPU use | its CPU busy (all) | machine busy |\n")
 	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Scales {
 		for _, l := range s.Loads {
@@ -352,7 +372,11 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		p("Score role: %s; CPUs %s (GOMAXPROCS %d). ", r.Setup.Scorer, pinnedCPUs(r.Setup.ScoreCPUs), r.Setup.ScoreGOMAXPROCS)
 		p("Every change and trigger an event appended in the window caused is matched to it by the header `%s` "+
 			"and measured from the event's append to the output record's timestamp; \"first\" is once per event "+
-			"(its earliest output). Timers' outputs have no source event and are only counted.\n\n", "sp-source-event")
+			"(its earliest output). Timers' outputs have no source event and are only counted.", "sp-source-event")
+		if s := triggersNote(r); s != "" {
+			p(" %s", s)
+		}
+		p("\n\n")
 		p("| users | load | durable p50 / p99 / p99.9 ms | snapshot emit p50 / p99 / p99.9 ms | change or trigger (first) p50 / p99 / p99.9 ms | segment change p50 / p99 / p99.9 ms (n) | trigger p50 / p99 / p99.9 ms (n) | events with an output | outputs: changes / triggers / from timers | scorer CPU µs/snapshot | scorer CPU use | unscored at the end |\n")
 		p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 		for _, s := range r.Scales {
@@ -383,10 +407,21 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	for _, s := range r.Scales {
 		if bd := s.Bounded; bd != nil {
-			p("\nThe same %s users with %d cached users per partition (%d in all) and a %s TTL: %s events/s, "+
-				"ingester peak RSS %.0f MiB (heap %.0f MiB), %d user keys left in Redis at the end, Redis used_memory %+.1f MiB.\n",
-				fmtUsers(s.Users), bd.CacheUsers, bd.CacheBoundUsers, bd.TTL, fmtRate(bd.EventsPerSec), mib(bd.PeakRSSBytes),
-				mib(int64(bd.HeapInuseBytes)), bd.RedisKeysAtEnd, mib(bd.RedisUsedMemoryBytes))
+			which := fmt.Sprintf("the users written in the last %s; the others had expired", bd.TTL)
+			if bd.RedisKeysAtEnd >= int64(s.Users) {
+				which = "every user: none had gone " + bd.TTL + " without a write"
+			}
+			p("\nThe same %s users with %d cached users per partition (%d in all) and a %s TTL: %s events/s for %.1f s, "+
+				"ingester peak RSS %.0f MiB (heap %.0f MiB; %.0f MiB with the default cache of %d users). Redis at the end "+
+				"of the run: %d user keys (%s), used_memory %+.1f MiB against before the run",
+				fmtUsers(s.Users), bd.CacheUsers, bd.CacheBoundUsers, bd.TTL, fmtRate(bd.EventsPerSec), bd.Seconds,
+				mib(bd.PeakRSSBytes), mib(int64(bd.HeapInuseBytes)), mib(s.Memory.PeakRSSBytes), s.Memory.CacheBoundUsers,
+				bd.RedisKeysAtEnd, which, mib(bd.RedisUsedMemoryBytes))
+			if bd.Waited != "" {
+				p("; %s after the run, with no event meanwhile (the TTL plus a margin): %d user keys, used_memory %+.1f MiB",
+					bd.Waited, bd.RedisKeysAfterTTL, mib(bd.RedisUsedMemoryAfterTTLBytes))
+			}
+			p(".\n")
 		}
 	}
 	if t := r.Trainer; t != nil {
@@ -438,6 +473,41 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// triggersNote says, when no latency run measured an event → trigger
+// latency although the score role emitted triggers, why: the default
+// triggers fire from timers, and price_drop needs a price the sample never
+// shows. "" when some run measured one.
+func triggersNote(r *Result) string {
+	var records int64
+	scored := false
+	for _, s := range r.Scales {
+		for _, l := range s.Loads {
+			if l.Score == nil {
+				continue
+			}
+			if l.Trigger.Count > 0 {
+				return ""
+			}
+			scored = true
+			if l.Outputs != nil {
+				records += l.Outputs.TriggerRecords
+			}
+		}
+	}
+	if !scored {
+		return ""
+	}
+	s := fmt.Sprintf("**The trigger column measures nothing here:** no event of any window caused a trigger (of the %d "+
+		"trigger records counted, none named a source event). With the default triggers, cart_abandonment, "+
+		"browse_abandonment and win_back fire from timers (counted under \"from timers\"), and only price_drop follows "+
+		"an event", records)
+	if r.Setup.SampleRepricedItems == 0 {
+		s += ", when an item is seen again at a lower price: the sample shows every item at one price and re-keying keeps " +
+			"prices, so it never fires"
+	}
+	return s + ". \"Change or trigger (first)\" is therefore event → segment change."
 }
 
 // hasScoreMax says whether a scale measured the score role's maximum.

@@ -76,15 +76,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			IngestCPUs:    cfg.IngestCPUs, LoadCPUs: cfg.LoadCPUs, Nice: cfg.Nice, Partitions: cfg.Partitions,
 			FlushEvents: b.pcfg.FlushEvents, FlushIntervalMs: float64(b.pcfg.FlushInterval) / 1e6,
 			MaxBatch: b.pcfg.MaxBatch, CacheUsers: b.pcfg.CacheUsers, TTL: ttl.String(),
-			Trigger: "the segment-changes and retarget records the score role emitted for the event (their record " +
-				"timestamps), matched to it by the header " + scorer.HeaderSourceEvent + " (the event id)",
+			Trigger: "the segment-changes and retarget (trigger) records the score role emitted for the event (their " +
+				"record timestamps), matched to it by the header " + scorer.HeaderSourceEvent + " (the event id); records " +
+				"from timers have no source event and are only counted",
+			SampleRepricedItems: sample.RepricedItems(),
 			Dataset: fmt.Sprintf("bundled REES46 sample (%d events, %d users) re-keyed: copy k renames user u to u-k "+
 				"and shifts event times by k×%s; copies follow each other; later rounds repeat the users with new ids",
 				sample.Events(), sample.Users(), CopyShift),
 		},
 	}
 	if cfg.NoScore {
-		b.res.Setup.Trigger = "no score role (--no-score): the trigger is the profile-examples snapshot emitted for the event"
+		b.res.Setup.Trigger = "none measured: no score role (--no-score); the latency targets judge the profile-examples " +
+			"snapshot emitted for the event instead"
 	} else {
 		b.res.Setup.Scorer = "separate process (the score role is its own deployment): app.Scorer with production defaults " +
 			"(embedded segment catalogue, default triggers, flush 500 snapshots or 20 ms), own consumer group on the latency " +
@@ -196,9 +199,19 @@ func (b *run) killAll() {
 
 // runWorker runs a worker that needs no commands and waits for its result.
 func (b *run) runWorker(ctx context.Context, name, cpus string, spec workerSpec, v any) error {
+	return b.runWorkerShown(ctx, name, cpus, spec, v, nil)
+}
+
+// runWorkerShown is runWorker displaying the worker's progress as s
+// describes (nil: not displayed).
+func (b *run) runWorkerShown(ctx context.Context, name, cpus string, spec workerSpec, v any, s *shown) error {
 	w, err := b.startWorker(ctx, name, cpus, spec)
 	if err != nil {
 		return err
+	}
+	if s != nil {
+		// After the wait: the worker's last count is in.
+		defer b.follow(w, *s)()
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.PhaseTimeout)
 	defer cancel()
@@ -394,37 +407,14 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 	}
 
 	// State bounded by active users: the last scale again with a small
-	// cache and a short TTL.
+	// cache and a TTL shorter than the run; Redis read at its end and again
+	// once the TTL has passed with no event.
 	if last && cfg.BoundedCacheUsers > 0 {
-		b.progress("%s users: pipeline at maximum speed with %d cached users per partition and a %s TTL",
-			fmtUsers(n), cfg.BoundedCacheUsers, cfg.BoundedTTL)
-		o := maxOpts{label: "bounded", prefix: prefix + "bounded", cacheUsers: cfg.BoundedCacheUsers, ttl: cfg.BoundedTTL}
-		m0, err := b.usedMemory(ctx)
+		bd, err := b.boundedRun(ctx, n, base, ends, total, prefix+"bounded", sc)
 		if err != nil {
 			return sc, err
 		}
-		bm, err := b.maxRun(ctx, n, base, ends, total, o)
-		if err != nil {
-			return sc, err
-		}
-		// The scan drops the keys whose TTL has passed, so used_memory
-		// then counts the live ones.
-		keys, _, err := b.userKeys(ctx, o.prefix)
-		if err != nil {
-			return sc, err
-		}
-		m1, err := b.usedMemory(ctx)
-		if err != nil {
-			return sc, err
-		}
-		if err := b.deletePrefix(ctx, o.prefix); err != nil {
-			return sc, err
-		}
-		b.finishMax(bm, sc)
-		sc.Bounded = &BoundedRun{CacheUsers: cfg.BoundedCacheUsers, TTL: cfg.BoundedTTL.String(),
-			CacheBoundUsers: cfg.BoundedCacheUsers * cfg.Partitions, EventsPerSec: bm.EventsPerSec, Seconds: bm.Seconds,
-			PeakRSSBytes: bm.Ingest.Proc.PeakRSSBytes, HeapInuseBytes: bm.Ingest.Proc.HeapInuseBytes,
-			RedisKeysAtEnd: keys, RedisUsedMemoryBytes: m1 - m0, Max: bm}
+		sc.Bounded = bd
 	}
 
 	// The score role at full speed on the maximum-speed runs' snapshots,
@@ -471,6 +461,70 @@ func (b *run) scale(ctx context.Context, n int, last bool) (*Scale, error) {
 	return sc, nil
 }
 
+// boundedRun repeats the maximum-speed run with Config.BoundedCacheUsers
+// per partition and Config.BoundedTTL under prefix (removed after it). It
+// reads the user keys and used_memory at the end of the run, waits until
+// the TTL and a margin have passed since (no event is written meanwhile, so
+// no user is active and every user key should have expired), and reads
+// them again.
+func (b *run) boundedRun(ctx context.Context, n int, base string, ends map[int]int64, total int64, prefix string,
+	sc *Scale) (*BoundedRun, error) {
+	cfg := b.cfg
+	b.progress("%s users: pipeline at maximum speed with %d cached users per partition and a %s TTL",
+		fmtUsers(n), cfg.BoundedCacheUsers, cfg.BoundedTTL)
+	o := maxOpts{label: "bounded", prefix: prefix, cacheUsers: cfg.BoundedCacheUsers, ttl: cfg.BoundedTTL}
+	m0, err := b.usedMemory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bm, err := b.maxRun(ctx, n, base, ends, total, o)
+	if err != nil {
+		return nil, err
+	}
+	// The worker has exited: every write of the run is behind us.
+	expired := time.Now().Add(cfg.BoundedTTL + expiryMargin(cfg.BoundedTTL))
+	// The scan drops the keys whose TTL has passed, so used_memory then
+	// counts the live ones.
+	keys, _, err := b.userKeys(ctx, o.prefix)
+	if err != nil {
+		return nil, err
+	}
+	m1, err := b.usedMemory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	wait := time.Until(expired)
+	b.progress("%s users: %d user keys at the end of the bounded run; waiting %s for the %s TTL to pass with no event",
+		fmtUsers(n), keys, wait.Round(100*time.Millisecond), cfg.BoundedTTL)
+	select {
+	case <-time.After(wait):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	keys2, _, err := b.userKeys(ctx, o.prefix)
+	if err != nil {
+		return nil, err
+	}
+	m2, err := b.usedMemory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.deletePrefix(ctx, o.prefix); err != nil {
+		return nil, err
+	}
+	b.finishMax(bm, sc)
+	return &BoundedRun{CacheUsers: cfg.BoundedCacheUsers, TTL: cfg.BoundedTTL.String(),
+		CacheBoundUsers: cfg.BoundedCacheUsers * cfg.Partitions, EventsPerSec: bm.EventsPerSec, Seconds: bm.Seconds,
+		PeakRSSBytes: bm.Ingest.Proc.PeakRSSBytes, HeapInuseBytes: bm.Ingest.Proc.HeapInuseBytes,
+		RedisKeysAtEnd: keys, RedisUsedMemoryBytes: m1 - m0,
+		Waited: (cfg.BoundedTTL + expiryMargin(cfg.BoundedTTL)).String(), RedisKeysAfterTTL: keys2,
+		RedisUsedMemoryAfterTTLBytes: m2 - m0, Max: bm}, nil
+}
+
+// expiryMargin is how long, beyond a TTL, the bounded run waits before it
+// counts the keys left: a tenth of the TTL, at least a second.
+func expiryMargin(ttl time.Duration) time.Duration { return max(time.Second, ttl/10) }
+
 // scoreMaxRun runs the score role (as in the latency runs: its own
 // process on Config.ScoreCPUs, production defaults) at full speed on the
 // snapshot topic the maximum-speed runs filled (base.snap): the first
@@ -486,10 +540,11 @@ func (b *run) scoreMaxRun(ctx context.Context, n int, base, prefix string, total
 	win := scoreMaxWindow(cfg)
 	b.progress("%s users: score role at maximum speed (up to %d snapshots or %s)", fmtUsers(n), total, win)
 	var sr ScoreRun
-	err := b.runWorker(ctx, fmt.Sprintf("u%d-score-max", n), cfg.ScoreCPUs, workerSpec{Role: roleScore,
+	err := b.runWorkerShown(ctx, fmt.Sprintf("u%d-score-max", n), cfg.ScoreCPUs, workerSpec{Role: roleScore,
 		Score: &scoreSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: sprefix + ".score", Prefix: sprefix,
 			SnapshotTopic: base + ".snap", ChangesTopic: base + ".changes", RetargetTopic: base + ".retarget",
-			Partitions: cfg.Partitions, MaxSnapshots: total, MaxWindow: win}}, &sr)
+			Partitions: cfg.Partitions, MaxSnapshots: total, MaxWindow: win}}, &sr,
+		&shown{desc: fmt.Sprintf("bench: %s users, score role: snapshots handled", fmtUsers(n)), total: total, unit: "snap"})
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if derr := b.deletePrefix(cctx, sprefix); err == nil {
@@ -577,11 +632,12 @@ func (b *run) maxRun(ctx context.Context, n int, topic string, ends map[int]int6
 		return nil, err
 	}
 	var ir ingestResult
-	if err := b.runWorker(ctx, fmt.Sprintf("u%d-%s-ingest", n, label), cfg.IngestCPUs, workerSpec{Role: roleIngest,
+	if err := b.runWorkerShown(ctx, fmt.Sprintf("u%d-%s-ingest", n, label), cfg.IngestCPUs, workerSpec{Role: roleIngest,
 		Ingest: &ingestSpec{Brokers: cfg.Brokers, Redis: cfg.Redis, DB: cfg.RedisDB, Group: prefix + "." + label,
 			Topic: topic, SnapshotTopic: topic + ".snap", Prefix: prefix, Partitions: cfg.Partitions,
 			CacheUsers: cacheUsers, TTL: ttl, Expect: total, Ends: ends,
-			CPUProfile: o.cpuProfile, AllocProfile: o.allocProfile, SnapshotJSONMarshal: o.jsonMarshal}}, &ir); err != nil {
+			CPUProfile: o.cpuProfile, AllocProfile: o.allocProfile, SnapshotJSONMarshal: o.jsonMarshal}}, &ir,
+		&shown{desc: fmt.Sprintf("bench: %s users, %s run: records consumed", fmtUsers(n), label), total: total, unit: "ev"}); err != nil {
 		return nil, err
 	}
 	cs1, err := b.commandStats(ctx)
@@ -690,6 +746,11 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	if err := gen.waitReady(pctx); err != nil {
 		return out, round, err
 	}
+	// Progress: the ingester's records consumed, toward what the generator
+	// publishes over the warm-up and the window.
+	unshow := b.follow(ing, shown{desc: fmt.Sprintf("bench: %s users, %s %% load: records consumed", fmtUsers(n), pct),
+		total: int64(out.OfferedPerSec * (cfg.LatencyWarmup + cfg.LatencyWindow).Seconds()), unit: "ev"})
+	defer unshow()
 	select {
 	case <-time.After(cfg.LatencyWarmup):
 	case <-pctx.Done():
@@ -736,6 +797,7 @@ func (b *run) loadRun(ctx context.Context, n int, base, prefix string, f, maxRat
 	if err := ing.stop(pctx, &ir); err != nil {
 		return out, round, err
 	}
+	unshow()
 	if sc != nil {
 		var sr ScoreRun
 		if err := sc.stop(pctx, &sr); err != nil {

@@ -144,7 +144,10 @@ func benchChampion(ctx context.Context) (string, error) {
 	return dir, nil
 }
 
-func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *control, ready func() error) (*ScoreRun, error) {
+// runScore runs the measured score role; it reports its count of
+// snapshot records handled through progress while it runs.
+func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *control, ready func() error,
+	progress func(int64) error) (*ScoreRun, error) {
 	dir, err := benchChampion(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bench: champion: %w", err)
@@ -176,8 +179,11 @@ func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *contr
 	if err := ready(); err != nil {
 		return nil, err
 	}
+	stopProgress := reportProgress(progress, func() int64 { return handled(s.Stats()) })
+	defer stopProgress()
 	if spec.MaxSnapshots > 0 {
 		res, err := scoreMax(gctx, spec, s)
+		stopProgress()
 		stop()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
 			return nil, errors.Join(err, werr)
@@ -212,6 +218,7 @@ func runScore(ctx context.Context, spec *scoreSpec, log *slog.Logger, ctl *contr
 	}
 	// The last changes and triggers go out at the next flush.
 	time.Sleep(2 * scorer.Config{}.WithDefaults().FlushInterval)
+	stopProgress()
 	st := s.Stats()
 	el := time.Since(start)
 	res := &ScoreRun{Snapshots: st.Snapshots, Records: records, DrainSeconds: time.Since(stopAt).Seconds(),

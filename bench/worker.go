@@ -38,9 +38,13 @@ type workerSpec struct {
 
 // workerLine is one line a worker writes on stdout.
 type workerLine struct {
-	Ready  bool            `json:"ready,omitempty"`
-	Done   bool            `json:"done,omitempty"` // the load generator stopped publishing
-	Result json.RawMessage `json:"result,omitempty"`
+	Ready bool `json:"ready,omitempty"`
+	Done  bool `json:"done,omitempty"` // the load generator stopped publishing
+	// Progress is a running count of the worker's work (the ingester's
+	// records consumed, the score role's snapshots handled), for the
+	// coordinator's progress display only.
+	Progress *int64          `json:"progress,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
 }
 
 // Worker commands, one per stdin line after the spec. End of input is
@@ -110,6 +114,7 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return enc.Encode(l)
 	}
 	ready := func() error { return emit(workerLine{Ready: true}) }
+	progress := func(n int64) error { return emit(workerLine{Progress: &n}) }
 	// The ingester's and the score role's logs: text on stderr, at
 	// spec.LogLevel (default warn).
 	var lv slog.Level
@@ -127,11 +132,11 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 	case spec.Role == roleRedisFloor && spec.RedisFloor != nil:
 		res, err = runRedisFloor(ctx, spec.RedisFloor, ready)
 	case spec.Role == roleIngest && spec.Ingest != nil:
-		res, err = runIngest(ctx, spec.Ingest, log, ctl, ready)
+		res, err = runIngest(ctx, spec.Ingest, log, ctl, ready, progress)
 	case spec.Role == roleTrainer && spec.Trainer != nil:
 		res, err = runTrainer(ctx, spec.Trainer, ready)
 	case spec.Role == roleScore && spec.Score != nil:
-		res, err = runScore(ctx, spec.Score, log, ctl, ready)
+		res, err = runScore(ctx, spec.Score, log, ctl, ready, progress)
 	default:
 		return fmt.Errorf("%w: unknown role %q or missing settings", ErrWorker, spec.Role)
 	}
@@ -143,6 +148,37 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	return emit(workerLine{Result: b})
+}
+
+// progressInterval is how often a worker reports its progress.
+const progressInterval = 250 * time.Millisecond
+
+// reportProgress calls report with count() every progressInterval (when it
+// changed) until the returned function is called, which reports a last
+// time and returns once the reports have stopped; calling it again does
+// nothing.
+func reportProgress(report func(int64) error, count func() int64) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressInterval)
+		defer t.Stop()
+		last := int64(-1)
+		for {
+			select {
+			case <-done:
+				_ = report(count())
+				return
+			case <-t.C:
+				if n := count(); n != last {
+					last = n
+					_ = report(n)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-finished }) }
 }
 
 // waitUntil polls cond every 20 ms until it holds or ctx ends.

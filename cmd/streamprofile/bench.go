@@ -34,7 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.CacheUsers, "cache-users", 0, "users cached per partition by the measured ingester (0: pipeline default)")
 	fs.DurationVar(&cfg.TTL, "ttl", 0, "user TTL of the measured ingester (0: store default)")
 	fs.IntVar(&cfg.BoundedCacheUsers, "bounded-cache-users", 10000, "repeat the last scale with this cache bound per partition (0: not run; off with --quick unless set)")
-	fs.DurationVar(&cfg.BoundedTTL, "bounded-ttl", time.Minute, "user TTL of that repeat")
+	fs.DurationVar(&cfg.BoundedTTL, "bounded-ttl", 10*time.Second, "user TTL of that repeat, shorter than the run; Redis is read at its end and again once the TTL (plus a margin) has passed with no event")
 	fs.StringVar(&cfg.IngestCPUs, "ingest-cpus", "", "taskset CPU list of the measured process (default: the last CPU; \"-\": not pinned)")
 	fs.StringVar(&cfg.LoadCPUs, "load-cpus", "", "taskset CPU list of the load generator (default: the other CPUs; \"-\": not pinned)")
 	fs.StringVar(&cfg.ScoreCPUs, "score-cpus", "", "taskset CPU list of the score role in the latency runs (default: the measured side's, --ingest-cpus; \"-\": not pinned)")

@@ -1,12 +1,18 @@
 // Package progress reports how far a long command (replay, demo, bench) has
-// got: a progress bar with rate and ETA when stderr is a terminal, plain
+// got: a progress bar with rate and ETA (the ETA when the total is known)
+// when its output (Options.Out, stderr by default) is a terminal, plain
 // periodic lines otherwise.
 //
 // A command counts work with Add (increments) or Set (a running total, as
 // stream.ReplayConfig.Progress reports it), prints its own remarks with
-// Logf (above the bar, which is redrawn), and ends with Done. A bench phase
-// is one Reporter: New("pipeline", events, Options{Unit: "ev"}), then Set
-// as the consumer advances, Done when the phase ends.
+// Logf (above the bar, which is redrawn), and ends with Done. Plain lines
+// are written from Add and Set, at most one per Options.Interval: work
+// that does not advance prints nothing until Done.
+//
+// Users: replay and demo (the replay, then the ingester, trainer and score
+// role catching up), and bench, whose maximum-speed and latency runs are
+// one Reporter each, Set from the count the measured worker process reports
+// (records consumed, snapshots handled) and Done when the run ends.
 package progress
 
 import (
