@@ -17,6 +17,10 @@ type Backend interface {
 	// State returns version n's trainer state (nil when none stored;
 	// ErrNotFound when the version does not exist).
 	State(ctx context.Context, n int64) ([]byte, error)
+	// SetState replaces version n's trainer state (nil removes it),
+	// atomically with the changes fn (may be nil) makes to the meta record.
+	// ErrNotFound when the version does not exist.
+	SetState(ctx context.Context, n int64, state []byte, fn func(m *Meta)) error
 	// List returns every version in number order.
 	List(ctx context.Context) ([]Version, error)
 	// Meta returns the meta record (zero when the registry is empty).

@@ -219,6 +219,25 @@ func (d *DirBackend) State(ctx context.Context, n int64) ([]byte, error) {
 	return b, err
 }
 
+// SetState implements Backend.
+func (d *DirBackend) SetState(ctx context.Context, n int64, state []byte, fn func(m *Meta)) error {
+	return d.update(func(tx *txView) error {
+		if _, err := tx.load(n); err != nil {
+			return err
+		}
+		if fn != nil {
+			fn(tx.Meta())
+		}
+		if state != nil {
+			return writeFile(d.path(n, ".state"), state)
+		}
+		if err := os.Remove(d.path(n, ".state")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+}
+
 // List implements Backend.
 func (d *DirBackend) List(ctx context.Context) ([]Version, error) {
 	m, err := d.readMeta()

@@ -28,6 +28,12 @@
 // several processes, so the `streamprofile model` CLI can promote or roll
 // back while a trainer cuts versions.
 //
+// Versions are never deleted. Only the latest version's trainer state is
+// resumed from; PruneStates lets the trainer rewrite the states of older
+// versions once each (it strips their pending examples, which name users,
+// when it cuts the next version), and Meta.StatesPrunedBelow records how
+// far that got.
+//
 // # Announcements
 //
 // With Config.Announce set, every created or changed version is published

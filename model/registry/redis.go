@@ -174,6 +174,25 @@ func (b *RedisBackend) State(ctx context.Context, n int64) ([]byte, error) {
 	return b.field(ctx, n, "state")
 }
 
+// SetState implements Backend.
+func (b *RedisBackend) SetState(ctx context.Context, n int64, state []byte, fn func(m *Meta)) error {
+	return b.update(ctx, func(tx *txView) (func(redis.Pipeliner), error) {
+		if _, err := tx.load(n); err != nil {
+			return nil, err
+		}
+		if fn != nil {
+			fn(tx.Meta())
+		}
+		return func(p redis.Pipeliner) {
+			if state == nil {
+				p.HDel(ctx, b.vKey(n), "state")
+			} else {
+				p.HSet(ctx, b.vKey(n), "state", state)
+			}
+		}, nil
+	})
+}
+
 // List implements Backend.
 func (b *RedisBackend) List(ctx context.Context) ([]Version, error) {
 	ns, err := b.rdb.ZRange(ctx, b.indexKey(), 0, -1).Result()

@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -115,6 +116,46 @@ func (r *Registry) Model(ctx context.Context, n int64) (*nn.Model, error) {
 // State returns the trainer state stored with version n (nil if none).
 func (r *Registry) State(ctx context.Context, n int64) ([]byte, error) {
 	return r.cfg.Backend.State(ctx, n)
+}
+
+// PruneStates passes the trainer state of every version numbered below
+// `below` that it has not passed before to prune, and stores what prune
+// returns in its place (nil removes the state; the same bytes leave it as
+// it is). The latest version is never passed: a restarting trainer resumes
+// from its state. Meta.StatesPrunedBelow records how far pruning got, so
+// calling PruneStates after each Create reads one state. It returns how
+// many states changed.
+func (r *Registry) PruneStates(ctx context.Context, below int64, prune func(n int64, state []byte) ([]byte, error)) (int, error) {
+	meta, err := r.Meta(ctx)
+	if err != nil {
+		return 0, err
+	}
+	below = min(below, meta.Latest)
+	changed := 0
+	for n := max(meta.StatesPrunedBelow, 1); n < below; n++ {
+		done := func(m *Meta) { m.StatesPrunedBelow = max(m.StatesPrunedBelow, n+1) }
+		state, err := r.cfg.Backend.State(ctx, n)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return changed, err
+		}
+		if err == nil && state != nil {
+			out, err := prune(n, state)
+			if err != nil {
+				return changed, fmt.Errorf("registry: pruning version %d's state: %w", n, err)
+			}
+			if !bytes.Equal(out, state) || out == nil {
+				if err := r.cfg.Backend.SetState(ctx, n, out, done); err != nil {
+					return changed, err
+				}
+				changed++
+				continue
+			}
+		}
+		if err := r.cfg.Backend.Update(ctx, func(tx Tx) error { done(tx.Meta()); return nil }); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
 }
 
 // Champion returns the champion version and its weights (ErrNoChampion).

@@ -450,3 +450,89 @@ func FuzzDecodeVersion(f *testing.F) {
 		}
 	})
 }
+
+// PruneStates rewrites the states of every version but the latest, each
+// once: a second call reads nothing already pruned, nil removes a state,
+// and the latest version's state is never passed.
+func TestPruneStatesSkipsTheLatestAndPrunesOnce(t *testing.T) {
+	for name, mk := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			reg, err := registry.New(registry.Config{Backend: mk(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := trainedModel(t, 1)
+			create := func(state string) int64 {
+				t.Helper()
+				var b []byte
+				if state != "" {
+					b = []byte(state)
+				}
+				v, err := reg.Create(ctx, registry.Version{Arch: m.Arch()}, m, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v.Number
+			}
+			passed := map[int64]int{}
+			prune := func(n int64, state []byte) ([]byte, error) {
+				passed[n]++
+				switch s := string(state); {
+				case s == "drop":
+					return nil, nil
+				case strings.HasPrefix(s, "keep"):
+					return state, nil
+				default:
+					return []byte("pruned:" + s), nil
+				}
+			}
+			create("a") // 1
+			create("")  // 2: no state
+			create("drop")
+			create("keep")
+			latest := create("b") // 5
+			n, err := reg.PruneStates(ctx, latest+10, prune)
+			if err != nil || n != 2 {
+				t.Fatalf("PruneStates: %d changed, %v; want 2", n, err)
+			}
+			want := map[int64]string{1: "pruned:a", 2: "", 3: "", 4: "keep", 5: "b"}
+			check := func(when string) {
+				t.Helper()
+				for v, w := range want {
+					got, err := reg.State(ctx, v)
+					if err != nil || string(got) != w || (w == "") != (got == nil) {
+						t.Fatalf("%s: state of %d = %q (nil %v), %v; want %q", when, v, got, got == nil, err, w)
+					}
+				}
+			}
+			check("after the first prune")
+			if passed[5] != 0 || passed[2] != 0 || passed[1] != 1 || passed[3] != 1 || passed[4] != 1 {
+				t.Fatalf("passed to prune: %v", passed)
+			}
+			if meta, _ := reg.Meta(ctx); meta.StatesPrunedBelow != latest {
+				t.Fatalf("StatesPrunedBelow %d, want %d", meta.StatesPrunedBelow, latest)
+			}
+			latest = create("c") // 6
+			if n, err := reg.PruneStates(ctx, latest, prune); err != nil || n != 1 {
+				t.Fatalf("second PruneStates: %d changed, %v; want 1", n, err)
+			}
+			want[5], want[6] = "pruned:b", "c"
+			check("after the second prune")
+			if passed[1] != 1 || passed[5] != 1 || passed[6] != 0 {
+				t.Fatalf("passed to prune: %v", passed)
+			}
+			boom := errors.New("boom")
+			create("d") // 7
+			if _, err := reg.PruneStates(ctx, 8, func(int64, []byte) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+				t.Fatalf("failing prune: %v", err)
+			}
+			if meta, _ := reg.Meta(ctx); meta.StatesPrunedBelow != 6 {
+				t.Fatalf("after a failed prune StatesPrunedBelow %d, want 6 (retried later)", meta.StatesPrunedBelow)
+			}
+			if err := reg.Backend().SetState(ctx, 99, []byte("x"), nil); !errors.Is(err, registry.ErrNotFound) {
+				t.Fatalf("SetState of a missing version: %v", err)
+			}
+		})
+	}
+}

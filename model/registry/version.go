@@ -162,6 +162,9 @@ type Meta struct {
 	History []int64 `json:"history,omitempty"`
 	// Revision counts changes to the registry.
 	Revision int64 `json:"revision"`
+	// StatesPrunedBelow: the trainer states of the versions numbered
+	// below it have been through Registry.PruneStates (0: none).
+	StatesPrunedBelow int64 `json:"states_pruned_below,omitempty"`
 }
 
 func decodeVersion(b []byte) (Version, error) {

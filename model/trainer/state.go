@@ -155,6 +155,7 @@ func (c *core) checkpoint(ctx context.Context) error {
 		return err
 	}
 	c.c.Versions++
+	c.pruneStates(ctx, v.Number)
 	c.lastVersion, c.parent, c.latest, c.latestEnc = v.Number, v.Number, m, c.enc
 	c.audit = nil
 	c.batchesSinceCP, c.trainedSinceCP = 0, 0
@@ -170,6 +171,31 @@ func (c *core) checkpoint(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pruneStates drops the inline pending examples (user ids, inputs and
+// scores) from the trainer states of the versions before latest: only the
+// latest version's state is resumed from, and an erased user's examples
+// must not outlive the next version in older ones. The rest of an older
+// state (positions, dedupe hashes, baselines, counters, the audit of what
+// was learnt) stays. A failure is logged and retried at the next version.
+func (c *core) pruneStates(ctx context.Context, latest int64) {
+	n, err := c.reg.PruneStates(ctx, latest, func(_ int64, state []byte) ([]byte, error) {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(state, &fields); err != nil {
+			return nil, nil // not a trainer state: nothing to keep
+		}
+		if _, ok := fields["inline"]; !ok {
+			return state, nil
+		}
+		delete(fields, "inline")
+		return json.Marshal(fields)
+	})
+	if err != nil {
+		c.cfg.Logger.Warn("pruning older versions' trainer states failed; retried at the next version", "err", err)
+	} else if n > 0 {
+		c.cfg.Logger.Debug("pruned pending examples from older versions' trainer states", "versions", n)
+	}
 }
 
 // metricsMap reports every model's prequential window per task.
@@ -217,6 +243,7 @@ func (c *core) restore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.pruneStates(ctx, v.Number)
 	raw, err := c.reg.State(ctx, v.Number)
 	if err != nil {
 		return err
