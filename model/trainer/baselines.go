@@ -61,7 +61,31 @@ func recencyScore(task int, f map[string]float64) float64 {
 
 // logistic is an online logistic regression on the squashed, standardised
 // numeric inputs (the network's numeric transform with the regression's
-// own running statistics).
+// own running statistics), one SGD step per matured example.
+//
+// Each input is squashed (sign·log1p|x|) and standardised with a running
+// mean and variance (Welford, over the examples learnt). An input whose
+// variance is under logisticMinVar (constant so far, or nearly: a standard
+// deviation under 0.01 in squashed units) reads 0 instead of being divided
+// by a vanishing deviation, and standardised inputs are clipped to
+// ±logisticClip, so that one rare value of a nearly constant input cannot
+// swamp the score.
+//
+// The step size decays as LearningRate/√(1+n) over the n examples learnt
+// (the bias's is logisticBiasRate times larger, so that it reaches a rare
+// class's base rate within a few hundred examples), so the weights average
+// the gradient over the stream instead of following the last few hundred
+// examples. That matters because delayed labels mature in bursts of one
+// class (positives as soon as the purchase comes, negatives together when
+// the watermark passes their horizon), and a constant rate lets the
+// weights chase each burst. With a constant rate of 0.01, a 1e-12 variance
+// floor and no clipping, the baseline ranked at or below chance
+// (prequential AUC 0.4974 on REES46 purchase, 0.3445 with log loss 6.31 on
+// CDNOW repeat purchase; 0.7773 and 0.7876 now, see the tests). The
+// schedule depends only on n, which is saved with the statistics, so a
+// restored regression resumes it exactly; it stops decaying after
+// logisticDecayCap examples, so that a long-running baseline keeps
+// adapting.
 type logistic struct {
 	W    []float64 `json:"w"`
 	B    float64   `json:"b"`
@@ -72,6 +96,13 @@ type logistic struct {
 	l2   float64
 	xbuf []float64
 }
+
+const (
+	logisticMinVar   = 1e-4    // inputs with a smaller running variance read 0
+	logisticClip     = 3       // standardised inputs are clipped to ±logisticClip
+	logisticBiasRate = 10      // the bias's step size relative to the weights'
+	logisticDecayCap = 1 << 20 // the step size stops decaying after this many examples
+)
 
 func newLogistic(n int, cfg LogisticConfig) *logistic {
 	return &logistic{W: make([]float64, n), Mean: make([]float64, n), M2: make([]float64, n), lr: cfg.LearningRate, l2: cfg.L2, xbuf: make([]float64, n)}
@@ -86,11 +117,13 @@ func squash(x float64) float64 {
 
 func (l *logistic) standardize(raw []float64) []float64 {
 	for i, x := range raw {
-		s := squash(x) - l.Mean[i]
+		var v float64
 		if l.N > 1 {
-			if v := l.M2[i] / float64(l.N); v > 1e-12 {
-				s /= math.Sqrt(v)
-			}
+			v = l.M2[i] / float64(l.N)
+		}
+		s := 0.0
+		if v >= logisticMinVar {
+			s = max(-logisticClip, min(logisticClip, (squash(x)-l.Mean[i])/math.Sqrt(v)))
 		}
 		l.xbuf[i] = s
 	}
@@ -118,10 +151,11 @@ func (l *logistic) learn(raw []float64, y float64) {
 	}
 	p := l.score(raw)
 	g := p - y
+	lr := l.lr / math.Sqrt(1+min(n, logisticDecayCap))
 	for i, v := range l.xbuf {
-		l.W[i] -= l.lr * (g*v + l.l2*l.W[i])
+		l.W[i] -= lr * (g*v + l.l2*l.W[i])
 	}
-	l.B -= l.lr * g
+	l.B -= logisticBiasRate * lr * g
 }
 
 // custSummary is one customer's purchase summary, aged at fit time.
