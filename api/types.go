@@ -32,7 +32,8 @@ type Erasures interface {
 	// Erase records an erasure request for the profile id belongs to (any
 	// linked id, as for Profiles.Profile) and returns its receipt at once;
 	// the erasure itself runs asynchronously. Repeating a request for a
-	// profile whose erasure is pending should return the pending receipt.
+	// profile already erased should return that erasure's receipt (pending
+	// or completed) while it is kept.
 	Erase(ctx context.Context, id string) (Receipt, error)
 	// Status returns the current state of a receipt, or ErrNotFound.
 	Status(ctx context.Context, receipt string) (Receipt, error)

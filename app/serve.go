@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,11 @@ type ServeConfig struct {
 	// ErasureAcks are the roles whose acknowledgement completes an erasure.
 	// Default ["scorer", "trainer"].
 	ErasureAcks []string
+	// ErasureRetries is how many times an erasure announcement that could
+	// not be sent is retried in the background (after 1s, then doubling
+	// waits). Default 6 (about a minute); negative: none. A repeated
+	// DELETE of the profile sends it again in any case.
+	ErasureRetries int
 	// Catalogue lists the segments served by GET /v1/segments. Default the
 	// built-in catalogue.
 	Catalogue *segment.Catalogue
@@ -70,6 +76,14 @@ type Server struct {
 	ps       *privacy.Pseudonymizer
 	api      *api.Server
 	clock    *streamClock
+
+	// bg bounds the background retries of erasure announcements; Close
+	// cancels it and waits for them.
+	bgMu     sync.Mutex // orders starting a retry before Close's wait
+	bg       context.Context
+	stopBG   context.CancelFunc
+	retries  sync.WaitGroup
+	retrying sync.Map // receipt → struct{}: a background retry is running
 }
 
 // NewServer connects the serve role.
@@ -91,6 +105,9 @@ func NewServer(cfg ServeConfig) (*Server, error) {
 	}
 	if cfg.ErasureAcks == nil {
 		cfg.ErasureAcks = []string{"scorer", "trainer"}
+	}
+	if cfg.ErasureRetries == 0 {
+		cfg.ErasureRetries = 6
 	}
 	cfg.Features = cfg.Features.WithDefaults()
 	if cfg.Catalogue == nil {
@@ -126,6 +143,7 @@ func NewServer(cfg ServeConfig) (*Server, error) {
 		a.AddCheck(RedisReachable("redis", rdb))
 	}
 	s := &Server{cfg: cfg, rdb: rdb, store: store, producer: producer, ps: ps, clock: &streamClock{store: store}}
+	s.bg, s.stopBG = context.WithCancel(context.Background())
 	b := Backends(s)
 	srv, err := api.New(cfg.API, b)
 	if err != nil {
@@ -153,8 +171,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.api.Run(ctx)
 }
 
-// Close releases connections.
-func (s *Server) Close() error { return errors.Join(s.producer.Close(), s.rdb.Close()) }
+// Close stops the background retries of erasure announcements and releases
+// connections.
+func (s *Server) Close() error {
+	s.bgMu.Lock()
+	s.stopBG()
+	s.bgMu.Unlock()
+	s.retries.Wait()
+	return errors.Join(s.producer.Close(), s.rdb.Close())
+}
 
 // candidates returns the stored ids an API id may stand for.
 func (s *Server) candidates(id string) []string {
@@ -169,37 +194,71 @@ func (s *Server) candidates(id string) []string {
 }
 
 // resolve finds the stored id of the profile id belongs to, following
-// identity aliases. ok is false when no profile exists.
+// identity aliases: the first candidate (current key first) that resolves.
+// ok is false when no profile exists.
 func (s *Server) resolve(ctx context.Context, id string) (string, features.State, bool, error) {
 	for _, c := range s.candidates(id) {
-		target := c
-		alias, err := s.rdb.Get(ctx, s.store.AliasKey(c)).Result()
-		switch {
-		case err == nil:
-			target = alias
-		case !errors.Is(err, redis.Nil):
-			return "", features.State{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-		}
-		st, ok, err := s.store.LoadOne(ctx, target)
-		if err != nil {
-			if errors.Is(err, features.ErrCorruptState) {
-				return "", features.State{}, false, err
-			}
-			return "", features.State{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-		}
-		if ok && st.MergedInto != "" {
-			// An anonymous profile handed over before its alias was
-			// written: follow the hand-over.
-			target = st.MergedInto
-			if st, ok, err = s.store.LoadOne(ctx, target); err != nil {
-				return "", features.State{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-			}
-		}
-		if ok {
-			return target, st, true, nil
+		r, ok, err := s.resolveCandidate(ctx, c)
+		if err != nil || ok {
+			return r.stored, r.st, ok, err
 		}
 	}
 	return "", features.State{}, false, nil
+}
+
+// resolved is a stored profile a candidate id leads to.
+type resolved struct {
+	cand   string // the candidate looked up
+	stored string // the profile's stored id
+	st     features.State
+}
+
+// resolveAll returns every distinct profile the candidates of id lead to:
+// during a key rotation a user can have a profile under the current key
+// and another under an older one.
+func (s *Server) resolveAll(ctx context.Context, id string) ([]resolved, error) {
+	var out []resolved
+	for _, c := range s.candidates(id) {
+		r, ok, err := s.resolveCandidate(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		if ok && !slices.ContainsFunc(out, func(o resolved) bool { return o.stored == r.stored }) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// resolveCandidate finds the profile the stored id c belongs to.
+func (s *Server) resolveCandidate(ctx context.Context, c string) (resolved, bool, error) {
+	target := c
+	alias, err := s.rdb.Get(ctx, s.store.AliasKey(c)).Result()
+	switch {
+	case err == nil:
+		target = alias
+	case !errors.Is(err, redis.Nil):
+		return resolved{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	st, ok, err := s.store.LoadOne(ctx, target)
+	if err != nil {
+		if errors.Is(err, features.ErrCorruptState) {
+			return resolved{}, false, err
+		}
+		return resolved{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	if ok && st.MergedInto != "" {
+		// An anonymous profile handed over before its alias was
+		// written: follow the hand-over.
+		target = st.MergedInto
+		if st, ok, err = s.store.LoadOne(ctx, target); err != nil {
+			return resolved{}, false, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+		}
+	}
+	if !ok {
+		return resolved{}, false, nil
+	}
+	return resolved{cand: c, stored: target, st: st}, true, nil
 }
 
 // streamClock is the newest event time the ingesters have checkpointed.
@@ -325,18 +384,37 @@ func (g *segments) Members(ctx context.Context, name, cursor string, limit int) 
 
 type erasures Server
 
-// Erase implements api.Erasures: it marks the profile (and every id merged
-// into it) erased and deletes their keys at once, announces the erasure on
-// the compacted profile-erasures topic, and leaves the roles that hold
-// derived data (trainer, scorer) to acknowledge on the receipt.
+// Erase implements api.Erasures: it marks every profile the id leads to
+// (during a key rotation, one per key under which the user has data) and
+// every id merged into them erased and deletes their keys at once,
+// announces the erasure on the compacted profile-erasures topic, and leaves
+// the roles that hold derived data (trainer, scorer) to acknowledge on the
+// receipt. An id whose profile is already erased gets that erasure's
+// receipt back while it is kept, and an announcement that did not go out
+// is sent again.
 func (x *erasures) Erase(ctx context.Context, id string) (api.Receipt, error) {
 	s := (*Server)(x)
-	stored, st, ok, err := s.resolve(ctx, id)
+	found, err := s.resolveAll(ctx, id)
 	if err != nil {
 		return api.Receipt{}, err
 	}
-	if !ok {
-		return api.Receipt{}, api.ErrNotFound
+	if len(found) == 0 {
+		return x.again(ctx, id)
+	}
+	var users []string
+	add := func(u string) {
+		if u != "" && !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	for _, r := range found {
+		add(r.stored)
+	}
+	for _, r := range found {
+		for _, l := range r.st.Linked {
+			add(l)
+		}
+		add(r.cand) // an anonymous id aliased to the profile
 	}
 	buf := make([]byte, 12)
 	if _, err := rand.Read(buf); err != nil {
@@ -344,28 +422,177 @@ func (x *erasures) Erase(ctx context.Context, id string) (api.Receipt, error) {
 	}
 	receipt := "er-" + hex.EncodeToString(buf)
 	now := time.Now().UTC()
-	key := s.store.ReceiptKey(receipt)
-	// The receipt names the user only by a one-way digest.
-	if err := s.rdb.HSet(ctx, key, "user", displayID(stored), "requested_at", now.Format(time.RFC3339Nano), "status", string(api.ErasureInProgress)).Err(); err != nil {
-		return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	}
-	s.rdb.Expire(ctx, key, s.store.Config().ErasureTTL)
-	users := append([]string{stored}, st.Linked...)
-	if _, err := s.store.Erase(ctx, users, features.Erasure{At: now.UnixMilli(), Receipt: receipt}); err != nil {
-		return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
-	}
-	s.store.AckErasure(ctx, receipt, "profile_store", time.Now())
-	rec := features.ErasureRecord{Receipt: receipt, User: stored, Linked: st.Linked, RequestedAt: now}
+	rec := features.ErasureRecord{Receipt: receipt, User: users[0], Linked: users[1:], RequestedAt: now}
 	v, err := rec.Encode()
 	if err != nil {
 		return api.Receipt{}, err
 	}
-	if err := s.producer.Send(ctx, kafka.Message{Topic: s.cfg.ErasureTopic, Key: []byte(stored), Value: v}); err != nil {
-		s.cfg.Logger.Warn("erasure: announcing on profile-erasures failed; the receipt stays in progress", "receipt", receipt, "err", err)
-	} else {
-		s.store.AckErasure(ctx, receipt, "erasure_topic", time.Now())
+	key, ttl := s.store.ReceiptKey(receipt), s.store.Config().ErasureTTL
+	// The receipt names the user only by a one-way digest. The
+	// announcement (which carries the stored ids, as the roles need them)
+	// waits beside it until it has been sent, so that a failed or
+	// interrupted send can be repeated.
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HSet(ctx, key, "user", displayID(users[0]), "requested_at", now.Format(time.RFC3339Nano), "status", string(api.ErasureInProgress))
+		p.PExpire(ctx, key, ttl)
+		p.Set(ctx, s.announceKey(receipt), v, ttl)
+		return nil
+	})
+	if err != nil {
+		return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	if _, err := s.store.Erase(ctx, users, features.Erasure{At: now.UnixMilli(), Receipt: receipt}); err != nil {
+		return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	s.store.AckErasure(ctx, receipt, "profile_store", time.Now())
+	if err := s.announce(ctx, receipt, []byte(users[0]), v); err != nil {
+		s.retryAnnounce(receipt)
 	}
 	return x.Status(ctx, receipt)
+}
+
+// again answers an erasure request for an id with no profile: the receipt
+// of the newest erasure marker of its candidates, if that receipt is still
+// kept (else ErrNotFound), after sending its announcement again if it has
+// not gone out.
+func (x *erasures) again(ctx context.Context, id string) (api.Receipt, error) {
+	s := (*Server)(x)
+	var receipt string
+	var newest int64 = -1
+	for _, c := range s.candidates(id) {
+		v, err := s.rdb.Get(ctx, s.store.ErasedKey(c)).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+		}
+		at, r, ok := strings.Cut(v, ":")
+		n, err := strconv.ParseInt(at, 10, 64)
+		if !ok || err != nil || r == "" {
+			continue
+		}
+		if n > newest {
+			if exists, err := s.rdb.Exists(ctx, s.store.ReceiptKey(r)).Result(); err != nil {
+				return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+			} else if exists == 1 {
+				receipt, newest = r, n
+			}
+		}
+	}
+	if receipt == "" {
+		return api.Receipt{}, api.ErrNotFound
+	}
+	sent, err := s.rdb.HExists(ctx, s.store.ReceiptKey(receipt), "step:"+stepAnnounce).Result()
+	if err != nil {
+		return api.Receipt{}, fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+	}
+	if !sent {
+		if err := s.resend(ctx, receipt); err != nil {
+			s.retryAnnounce(receipt)
+		}
+	}
+	return x.Status(ctx, receipt)
+}
+
+// stepAnnounce is the receipt step of the erasure announcement.
+const stepAnnounce = "erasure_topic"
+
+// announceKey holds a receipt's erasure announcement until it is sent (in
+// the receipt's slot).
+func (s *Server) announceKey(receipt string) string { return s.store.ReceiptKey(receipt) + ":announce" }
+
+// resend sends the announcement of receipt kept by Erase, if it is still
+// waiting (nil when there is none to send).
+func (s *Server) resend(ctx context.Context, receipt string) error {
+	v, err := s.rdb.Get(ctx, s.announceKey(receipt)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil // sent meanwhile, or from before announcements were kept
+	}
+	if err != nil {
+		return err
+	}
+	rec, err := features.DecodeErasure(v)
+	if err != nil {
+		s.cfg.Logger.Warn("erasure: the kept announcement does not decode; not sent", "receipt", receipt, "err", err)
+		return nil
+	}
+	return s.announce(ctx, receipt, []byte(rec.User), v)
+}
+
+// announce sends an erasure record keyed by the user and records the
+// outcome on the receipt: the step completed (and the kept announcement
+// deleted) or failed at this time. The send gets at most half of what is
+// left of ctx, so that the request can still answer.
+func (s *Server) announce(ctx context.Context, receipt string, key, value []byte) error {
+	budget := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/2)
+	}
+	sctx, cancel := context.WithTimeout(ctx, budget)
+	err := s.producer.Send(sctx, kafka.Message{Topic: s.cfg.ErasureTopic, Key: key, Value: value})
+	cancel()
+	// The outcome is recorded even when the request has ended meanwhile.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rkey := s.store.ReceiptKey(receipt)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if err != nil {
+		s.cfg.Logger.Warn("erasure: announcing on profile-erasures failed; a repeated DELETE or the background retry sends it again",
+			"receipt", receipt, "err", err)
+		if n, xerr := s.rdb.Exists(bctx, rkey).Result(); xerr == nil && n == 1 {
+			s.rdb.HSet(bctx, rkey, "fail:"+stepAnnounce, now)
+		}
+		return err
+	}
+	if n, xerr := s.rdb.Exists(bctx, rkey).Result(); xerr == nil && n == 1 {
+		_, xerr = s.rdb.TxPipelined(bctx, func(p redis.Pipeliner) error {
+			p.HSet(bctx, rkey, "step:"+stepAnnounce, now)
+			p.HDel(bctx, rkey, "fail:"+stepAnnounce)
+			p.Del(bctx, s.announceKey(receipt))
+			return nil
+		})
+		if xerr != nil {
+			s.cfg.Logger.Warn("erasure: announced, but recording it on the receipt failed", "receipt", receipt, "err", xerr)
+		}
+	} else {
+		s.rdb.Del(bctx, s.announceKey(receipt))
+	}
+	return nil
+}
+
+// retryAnnounce retries a receipt's announcement in the background,
+// ErasureRetries times at most, until the server closes.
+func (s *Server) retryAnnounce(receipt string) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.cfg.ErasureRetries <= 0 || s.bg.Err() != nil {
+		return
+	}
+	if _, running := s.retrying.LoadOrStore(receipt, struct{}{}); running {
+		return
+	}
+	s.retries.Add(1)
+	go func() {
+		defer s.retries.Done()
+		defer s.retrying.Delete(receipt)
+		wait := time.Second
+		for range s.cfg.ErasureRetries {
+			select {
+			case <-s.bg.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait *= 2
+			ctx, cancel := context.WithTimeout(s.bg, 10*time.Second)
+			err := s.resend(ctx, receipt)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+		s.cfg.Logger.Warn("erasure: announcement still not sent after the retries; a repeated DELETE of the profile sends it", "receipt", receipt)
+	}()
 }
 
 // displayID is how a receipt names a stored id: a short one-way digest.
@@ -373,7 +600,9 @@ func displayID(stored string) string {
 	return "u-" + features.UserDigest(stored)[:16]
 }
 
-// Status implements api.Erasures.
+// Status implements api.Erasures. A step that failed and has not completed
+// since is reported failed, at the time of its last failure; the receipt
+// stays in progress, since the step is retried.
 func (x *erasures) Status(ctx context.Context, receipt string) (api.Receipt, error) {
 	s := (*Server)(x)
 	h, err := s.rdb.HGetAll(ctx, s.store.ReceiptKey(receipt)).Result()
@@ -385,7 +614,7 @@ func (x *erasures) Status(ctx context.Context, receipt string) (api.Receipt, err
 	}
 	r := api.Receipt{Receipt: receipt, User: h["user"], Status: api.ErasureInProgress}
 	r.RequestedAt, _ = time.Parse(time.RFC3339Nano, h["requested_at"])
-	steps := append([]string{"profile_store", "erasure_topic"}, s.cfg.ErasureAcks...)
+	steps := append([]string{"profile_store", stepAnnounce}, s.cfg.ErasureAcks...)
 	done := true
 	var last time.Time
 	for _, name := range steps {
@@ -398,6 +627,10 @@ func (x *erasures) Status(ctx context.Context, receipt string) (api.Receipt, err
 			}
 		} else {
 			done = false
+			if v, ok := h["fail:"+name]; ok {
+				step.Status = api.StepFailed
+				step.At, _ = time.Parse(time.RFC3339Nano, v)
+			}
 		}
 		r.Steps = append(r.Steps, step)
 	}
