@@ -23,6 +23,14 @@ const SnapshotVersionNoRecent = 1
 // turns snapshots into training examples once their labels mature, and the
 // scorer scores them and evaluates segments. It carries only what was known
 // at the event's time: features evaluated at the event time, never later.
+//
+// A consent event's snapshot (Type "consent", IsConsent) is no profile: it
+// carries the user's consent after the event (AdsOff, ProfilingOff) and
+// nothing derived (no item fields, tokens or recent items, and an empty
+// Features map), so that consumers learn of a withdrawal or a re-grant
+// without waiting for the user's next behavioural event. The trainer
+// skips it; the scorer applies the consent (see package sink/scorer).
+// Identify events have no snapshot.
 type Snapshot struct {
 	Version int       `json:"v"`
 	ID      string    `json:"id"` // the event id; replays repeat it
@@ -36,7 +44,8 @@ type Snapshot struct {
 	// Price of the event's item; Amount is price × quantity for purchases.
 	Price  float64 `json:"price,omitempty"`
 	Amount float64 `json:"amount,omitempty"`
-	// Features are the numeric features by name (see Defs).
+	// Features are the numeric features by name (see Defs); empty on a
+	// consent snapshot.
 	Features map[string]float64 `json:"features"`
 	// Tokens are the top affinity names by dimension (see Dims).
 	Tokens map[string][]string `json:"tokens,omitempty"`
@@ -49,6 +58,10 @@ type Snapshot struct {
 	Recent []string `json:"recent_items,omitempty"`
 	// AdsOff is true when the user's last consent withdrew ads.
 	AdsOff bool `json:"ads_off,omitempty"`
+	// ProfilingOff is true when the user's last consent withdrew
+	// profiling. Only a consent snapshot can carry it: no behavioural
+	// event of such a user is applied, so none has a snapshot.
+	ProfilingOff bool `json:"profiling_off,omitempty"`
 	// Source locates the clickstream record: its topic, partition, offset
 	// and Kafka append time (for ingest → emit latency).
 	Source SnapshotSource `json:"source"`
@@ -65,9 +78,13 @@ type SnapshotSource struct {
 // NewSnapshot builds the snapshot of st right after ev was applied. The
 // pipeline writes the same bytes with SnapshotEncoder, without building it.
 func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src SnapshotSource) Snapshot {
+	s := snapshotHead(ev, user, st, src)
+	if ev.Type == stream.TypeConsent {
+		s.Features = map[string]float64{}
+		return s
+	}
 	var v Vector
 	st.evaluate(ev.TS.UnixMilli(), cfg, &v)
-	s := snapshotHead(ev, user, st, src)
 	s.Features = v.Map()
 	if ev.Type == stream.TypeView && ev.ItemID != "" {
 		s.Recent = st.AppendRecentBefore(nil, ev.ItemID)
@@ -92,12 +109,16 @@ func NewSnapshot(ev *stream.Event, user string, st *State, cfg *Config, src Snap
 
 // snapshotHead is the snapshot of st right after ev without the fields
 // computed from st's affinities, features and recent views: Features,
-// Tokens and Recent.
+// Tokens and Recent. A consent snapshot has no item fields either.
 func snapshotHead(ev *stream.Event, user string, st *State, src SnapshotSource) Snapshot {
 	s := Snapshot{
 		Version: SnapshotVersion, ID: ev.EventID, User: user, TS: ev.TS, Type: string(ev.Type),
-		ItemID: ev.ItemID, Category: ev.Category, Brand: ev.Brand, AdsOff: st.AdsOff, Source: src,
+		AdsOff: st.AdsOff, ProfilingOff: st.ProfilingOff, Source: src,
 	}
+	if ev.Type == stream.TypeConsent {
+		return s
+	}
+	s.ItemID, s.Category, s.Brand = ev.ItemID, ev.Category, ev.Brand
 	if ev.Price != nil {
 		s.Price = *ev.Price
 	}
@@ -106,6 +127,10 @@ func snapshotHead(ev *stream.Event, user string, st *State, src SnapshotSource) 
 	}
 	return s
 }
+
+// IsConsent reports whether s is a consent event's snapshot (see
+// Snapshot): it carries consent flags, not a profile.
+func (s *Snapshot) IsConsent() bool { return s.Type == string(stream.TypeConsent) }
 
 // Vector returns the numeric features in Vector order; names missing from
 // the snapshot are 0.
@@ -137,6 +162,10 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("%w: missing ts", ErrBadSnapshot)
 	case !stream.EventType(s.Type).Valid():
 		return Snapshot{}, fmt.Errorf("%w: type %q", ErrBadSnapshot, s.Type)
+	case s.ProfilingOff && !s.IsConsent():
+		// Behavioural events of such a user are never applied: a
+		// profile made after a withdrawal must not be used.
+		return Snapshot{}, fmt.Errorf("%w: profiling_off on a %s snapshot", ErrBadSnapshot, s.Type)
 	}
 	for k, v := range s.Features {
 		if math.IsNaN(v) || math.IsInf(v, 0) {

@@ -67,6 +67,14 @@ func (e *SnapshotEncoder) Append(b []byte, ev *stream.Event, user string, st *St
 	if err != nil {
 		return fail(err)
 	}
+	if ev.Type == stream.TypeConsent {
+		// Consent flags only: nothing derived (see Snapshot).
+		b = append(b, `,"features":{}`...)
+		if b, err = head.appendJSONTail(b); err != nil {
+			return fail(err)
+		}
+		return b, nil
+	}
 
 	var v Vector
 	t := ev.TS.UnixMilli()

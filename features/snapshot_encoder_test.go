@@ -79,15 +79,16 @@ func TestSnapshotEncoderEqualsEncodeOnSample(t *testing.T) {
 }
 
 // TestSnapshotEncoderEqualsEncodeOnGenerated covers what the sample lacks:
-// purchases with quantities, search terms, withdrawn ad consent, awkward
+// purchases with quantities, search terms, withdrawn ad consent, consent
+// snapshots (ads and profiling withdrawn and granted again), awkward
 // strings and an output buffer that already holds bytes.
 func TestSnapshotEncoderEqualsEncodeOnGenerated(t *testing.T) {
 	cfg := features.Config{}.WithDefaults()
 	r := rand.New(rand.NewPCG(5, 6))
 	var enc features.SnapshotEncoder
 	states := map[string]*features.State{}
-	no := false
-	applied := 0
+	no, yes := false, true
+	applied, consents := 0, 0
 	for i, ev := range genEvents(r, 3000, 25, 72*time.Hour, time.Minute) {
 		st := states[ev.ProfileKey()]
 		if st == nil {
@@ -95,10 +96,23 @@ func TestSnapshotEncoderEqualsEncodeOnGenerated(t *testing.T) {
 			states[ev.ProfileKey()] = st
 		}
 		env := features.Env{Cfg: &cfg, Watermark: ev.TS.Add(-cfg.AllowedLateness).UnixMilli()}
+		consent := func(id string, c stream.Consent) {
+			ev := stream.Event{Schema: 1, EventID: id, Type: stream.TypeConsent, UserID: ev.UserID, TS: ev.TS, Consent: &c,
+				ItemID: "not-kept", Category: "c", Price: &[]float64{2}[0]}
+			if st.Apply(&ev, env) != features.Applied {
+				t.Fatalf("consent %s not applied", id)
+			}
+			src := features.SnapshotSource{Topic: "clickstream", Partition: i, Offset: int64(i), Appended: ev.TS}
+			requireEncoderSameAsEncode(t, &enc, []byte(`prefix`), &ev, ev.ProfileKey(), st, &cfg, src)
+			consents++
+		}
 		if i%97 == 0 {
-			consent := stream.Event{Schema: 1, EventID: fmt.Sprintf("c%d", i), Type: stream.TypeConsent, UserID: ev.UserID,
-				TS: ev.TS, Consent: &stream.Consent{Ads: &no}}
-			st.Apply(&consent, env)
+			consent(fmt.Sprintf("c%d", i), stream.Consent{Ads: &no})
+		}
+		if i%101 == 0 {
+			// Withdrawn and granted again: both consent snapshots.
+			consent(fmt.Sprintf("p%d", i), stream.Consent{Profiling: &no})
+			consent(fmt.Sprintf("q%d", i), stream.Consent{Profiling: &yes, Ads: &yes})
 		}
 		if i%13 == 0 {
 			ev.Brand = awkward[i%len(awkward)]
@@ -112,8 +126,8 @@ func TestSnapshotEncoderEqualsEncodeOnGenerated(t *testing.T) {
 			Appended: ev.TS.Add(time.Duration(i) * time.Microsecond).In(time.FixedZone("z", 3600*(i%5)))}
 		requireEncoderSameAsEncode(t, &enc, []byte(`prefix{"x":1}`), &ev, ev.ProfileKey(), st, &cfg, src)
 	}
-	if applied < 2000 {
-		t.Fatalf("only %d events applied", applied)
+	if applied < 2000 || consents < 60 {
+		t.Fatalf("only %d events and %d consent events applied", applied, consents)
 	}
 }
 

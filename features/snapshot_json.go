@@ -122,6 +122,9 @@ func (s *Snapshot) appendJSONTail(b []byte) ([]byte, error) {
 	if s.AdsOff {
 		b = append(b, `,"ads_off":true`...)
 	}
+	if s.ProfilingOff {
+		b = append(b, `,"profiling_off":true`...)
+	}
 	b = append(b, `,"source":{"topic":`...)
 	b = appendJSONString(b, s.Source.Topic)
 	b = append(b, `,"partition":`...)

@@ -89,7 +89,10 @@ func TestSnapshotEncodeEqualsMarshalOnEdgeCases(t *testing.T) {
 		},
 		"zero appended time": func(s *features.Snapshot) { s.Source.Appended = time.Time{} },
 		"every optional field": func(s *features.Snapshot) {
-			s.ItemID, s.Category, s.Brand, s.Price, s.Amount, s.AdsOff = "i", "c", "b", 1.5, 3, true
+			s.ItemID, s.Category, s.Brand, s.Price, s.Amount, s.AdsOff, s.ProfilingOff = "i", "c", "b", 1.5, 3, true, true
+		},
+		"consent snapshot": func(s *features.Snapshot) {
+			s.Type, s.Features, s.AdsOff, s.ProfilingOff = "consent", map[string]float64{}, false, true
 		},
 		"recent items":            func(s *features.Snapshot) { s.Recent = []string{"a", "b\u2028\"", ""} },
 		"empty recent items":      func(s *features.Snapshot) { s.Recent = []string{} },

@@ -422,8 +422,14 @@ func (p *processor) applyEvent(d *decoded, e *entry, m *kafka.Message) {
 	}
 	p.markDirty(d.user, e, m.Offset)
 	t.stats.Applied.Add(1)
-	if e.state.ProfilingOff {
-		return // consent withdrawn: nothing derived leaves the processor
+	if e.state.ProfilingOff && ev.Type != stream.TypeConsent {
+		// Profiling consent withdrawn: nothing derived leaves the
+		// processor. (Apply suppresses behavioural events then; this
+		// guards the stages against any other.) The consent event itself
+		// still reaches them, so that the withdrawal is published: the
+		// state holds no derived feature any more (State.Apply erased
+		// them), and its snapshot carries the consent flags only.
+		return
 	}
 	_, span = p.tr.Start(d.ctx, observability.SpanScore)
 	for _, s := range p.stages {

@@ -14,8 +14,13 @@ import (
 const DefaultSnapshotTopic = "profile-examples"
 
 // SnapshotStage publishes a features.Snapshot for every applied behavioural
-// event, keyed by user, to Topic. The snapshot is sent, and acknowledged,
-// before the flush that makes its event durable, so a crash can repeat a
+// event and every applied consent event, keyed by user, to Topic. A
+// consent event's snapshot carries only the user's consent after it (see
+// features.Snapshot), so that the scorer stops retargeting a user who
+// withdrew ads consent, and forgets one who withdrew profiling consent,
+// without waiting for a behavioural event that may never come. Identify
+// events have no snapshot. The snapshot is sent, and acknowledged, before
+// the flush that makes its event durable, so a crash can repeat a
 // snapshot (same id) but never lose one.
 type SnapshotStage struct {
 	// Topic to publish to. Default "profile-examples".
@@ -79,8 +84,7 @@ func keep[T string | []byte](s *snapshotPartition, b T) []byte {
 }
 
 func (s *snapshotPartition) Event(e *StageEvent, out []kafka.Message) []kafka.Message {
-	switch e.Event.Type {
-	case stream.TypeConsent, stream.TypeIdentify:
+	if e.Event.Type == stream.TypeIdentify {
 		return out
 	}
 	b, err := s.enc.Append(s.scratch[:0], e.Event, e.User, e.State, &s.cfg, features.SnapshotSource{

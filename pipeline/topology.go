@@ -134,7 +134,9 @@ type StageOutputs interface {
 }
 
 // PartitionStage sees every applied event of its partition in offset order,
-// on the processor's goroutine. Messages it appends to out are sent, and
+// on the processor's goroutine; of a user whose profiling consent is
+// withdrawn, only consent events (the state then holds no derived
+// feature). Messages it appends to out are sent, and
 // acknowledged, before the flush that covers the event is written.
 type PartitionStage interface {
 	Event(e *StageEvent, out []kafka.Message) []kafka.Message

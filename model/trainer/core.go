@@ -108,6 +108,8 @@ type counters struct {
 	TrainErrors int64           `json:"train_errors"`
 	// ErasedDropped counts snapshots of erased users dropped on arrival.
 	ErasedDropped int64 `json:"erased_dropped"`
+	// Consent counts consent snapshots: neither examples nor labels.
+	Consent int64 `json:"consent"`
 }
 
 // core is the trainer's state machine. It is driven by process and tick
@@ -252,6 +254,10 @@ func (c *core) processSnapshot(ctx context.Context, ps *partState, offset int64,
 			return
 		}
 	}
+	if s.IsConsent() {
+		c.consent(ps, offset, s, replaying)
+		return
+	}
 	if !replaying {
 		c.c.Snapshots++
 	}
@@ -268,6 +274,23 @@ func (c *core) processSnapshot(ctx context.Context, ps *partState, offset int64,
 	}
 	c.bg.observe(s)
 	c.expire(ps, offset)
+	c.advance(ps, offset)
+}
+
+// consent handles a consent snapshot (see features.Snapshot). It carries
+// no profile, so it is no example, and it is no label; nor does its event
+// time move the watermark (a stream's examples and labels do not depend
+// on its consent events). A profiling withdrawal drops what the trainer
+// holds of the user (drop): the ingester applies none of the user's
+// events from then on, so the pending examples would mature as negatives
+// whatever the user does, and their features are what the user withdrew.
+func (c *core) consent(ps *partState, offset int64, s *features.Snapshot, replaying bool) {
+	if !replaying {
+		c.c.Consent++
+	}
+	if s.ProfilingOff {
+		c.drop(s.User)
+	}
 	c.advance(ps, offset)
 }
 
@@ -952,6 +975,12 @@ func (c *core) forget(user string, at time.Time) int {
 		}
 	}
 	c.erased[user] = max(c.erased[user], at.UnixMilli())
+	return c.drop(user)
+}
+
+// drop drops the examples and the customer summary of user that forget
+// drops, and returns how many examples were dropped.
+func (c *core) drop(user string) int {
 	n := 0
 	for _, p := range c.users[user] {
 		for t := range numTasks {

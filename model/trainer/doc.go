@@ -32,6 +32,15 @@
 // (same id, after an ingester crash) are dropped by a bounded FIFO of
 // 64-bit id hashes (Config.DedupeSize).
 //
+// A consent event's snapshot (features.Snapshot.IsConsent: consent flags,
+// no profile) is neither an example nor a label, and does not move the
+// watermark; it is counted (Stats.ConsentSnapshots). One that withdraws
+// profiling drops the user's pending and matured-not-learnt examples and
+// customer summary, as an erasure does (Trainer.Forget): the ingester
+// applies none of the user's events from then on, so those examples could
+// only mature as negatives, and their features are what the user
+// withdrew.
+//
 // # Prequential evaluation and training
 //
 // When a snapshot arrives, before anything about its outcome can be

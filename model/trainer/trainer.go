@@ -313,6 +313,9 @@ type Stats struct {
 	CLV               *registry.CLVParams `json:"clv,omitempty"`
 	Customers         int                 `json:"customers"`
 	BGNBDFits         int                 `json:"bgnbd_fits"`
+	// ConsentSnapshots counts consent snapshots, which are neither
+	// examples nor labels (not in Snapshots).
+	ConsentSnapshots int64 `json:"consent_snapshots"`
 }
 
 // Stats returns the current statistics.
@@ -320,7 +323,7 @@ func (t *Trainer) Stats() Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.c
-	s := Stats{Snapshots: c.c.Snapshots, BadSnapshots: c.c.Bad, Duplicates: c.c.Duplicates, OutOfOrder: c.c.OutOfOrder,
+	s := Stats{Snapshots: c.c.Snapshots, BadSnapshots: c.c.Bad, ConsentSnapshots: c.c.Consent, Duplicates: c.c.Duplicates, OutOfOrder: c.c.OutOfOrder,
 		Tasks: map[string]TaskStats{}, Pending: c.open, Dropped: c.c.Dropped, Batches: c.c.Batches, TrainErrors: c.c.TrainErrors,
 		Versions: c.c.Versions, Promotions: c.c.Promotions, Rejections: c.c.Rejections, Rollbacks: c.c.Rollbacks,
 		Latest: c.lastVersion, Curve: append([]CurvePoint(nil), c.curve...), CLV: c.bg.params, Customers: len(c.bg.customers),

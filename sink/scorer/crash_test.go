@@ -118,14 +118,31 @@ func runChild(spec string) int {
 	return 0
 }
 
-// crashInput is the REES46 sample's snapshots, then in every partition a
-// user seen 200 days later: every timer of the sample comes due (cart,
-// browse, win-back, silent, retention).
+// crashInput is the REES46 sample's snapshots, then consent snapshots
+// (profiling withdrawn by a few of its users, ads by a few others), then
+// in every partition a user seen 200 days later: every timer of the sample
+// comes due (cart, browse, win-back, silent, retention).
 func crashInput(t *testing.T) []features.Snapshot {
 	snaps := slices.Clone(heavySnaps(t))
 	last := snaps[len(snaps)-1].TS
 	st := newStory()
-	for p := 0; len(st.snaps) < 40; p++ {
+	var users []string
+	for _, sn := range snaps {
+		if !slices.Contains(users, sn.User) {
+			users = append(users, sn.User)
+		}
+		if len(users) == 40 {
+			break
+		}
+	}
+	for i, u := range users {
+		if i%2 == 0 {
+			st.profilingOff(u, last.Add(time.Minute))
+		} else {
+			st.adsOff(u, last.Add(time.Minute))
+		}
+	}
+	for p := 0; len(st.snaps) < len(users)+40; p++ {
 		st.add(fmt.Sprintf("late-%d", p), stream.TypeSearch, "", 0, last.Add(200*24*time.Hour))
 	}
 	return append(snaps, st.snaps...)

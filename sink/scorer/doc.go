@@ -1,7 +1,7 @@
 // Package scorer is the score role's core: it consumes the profile
 // snapshots the ingester publishes (topic profile-examples, one
-// features.Snapshot per applied event, keyed by user), scores them with the
-// champion model, evaluates the segment catalogue (package segment) and
+// features.Snapshot per applied behavioural or consent event, keyed by
+// user), scores them with the champion model, evaluates the segment catalogue (package segment) and
 // emits segment changes (topic segment-changes) and retargeting triggers
 // (topic retarget), both keyed by user. Message formats are the JSON
 // Schemas schema/segment-changes-v1.schema.json and
@@ -132,11 +132,39 @@
 // recent items where the user is applied, and teach no co-occurrence when
 // relearnt.)
 //
-// A trigger is suppressed, and counted by reason, when the user's last
-// snapshot says AdsOff (consent), within Quiet after the user's last
-// purchase (quiet), when the partition clock has passed its expiry
-// (expired), or beyond MaxPerDay of its kind for the user on the UTC day
-// (cap).
+// A trigger is suppressed, and counted by reason, when the user's ads
+// consent is withdrawn (consent: see Consent), within Quiet after the
+// user's last purchase (quiet), when the partition clock has passed its
+// expiry (expired), or beyond MaxPerDay of its kind for the user on the
+// UTC day (cap).
+//
+// # Consent
+//
+// The ingester publishes a snapshot for every consent event too
+// (features.Snapshot.IsConsent): the user's consent flags after it, no
+// profile. It is not scored and evaluates no segment (Stats.Consent counts
+// it, not Stats.Snapshots), and it teaches the item table nothing; a timer
+// of the user due before it fires first, as before any snapshot.
+//
+//   - Ads: the user's AdsOff becomes the snapshot's, in both directions.
+//     Most triggers fire from timers (cart and browse abandonment, win-back)
+//     with no snapshot in between, so a withdrawal must not wait for the
+//     user's next behavioural snapshot: from the consent snapshot on, every
+//     trigger of the user is suppressed (reason consent), until a consent
+//     snapshot re-grants ads; an occasion still open then (a cart not yet
+//     abandoned long enough) triggers as usual.
+//   - Profiling: the ingester applies none of the user's behavioural
+//     events any more and has erased the derived features; the scorer
+//     forgets the user as the end of retention does: an exit from every
+//     segment (cause consent, note "consent: profiling withdrawn",
+//     snapshot_id the consent event's), no timer, no watched item, and the
+//     user's keys deleted at the flush (Stats.Withdrawn). Nothing about the
+//     user is emitted after that unless a re-grant brings new snapshots,
+//     which start a new user.
+//
+// A replayed consent snapshot is skipped by the stamp like any other
+// (Exactly once in effect); the stamp of a forgotten user survives its
+// keys, so replayed records of the user are not applied to a new one.
 //
 // # Exactly once in effect
 //
@@ -170,7 +198,10 @@
 //	                                                 items_next
 //
 // The per-user keys expire TTL after their last write and are deleted when
-// the user's Retention passes (the user then leaves every segment).
+// the user's Retention passes or the user withdraws profiling consent (the
+// user then leaves every segment); only the stamp fields of the timer
+// hash are kept, until the TTL, so that a replay does not apply the user's
+// records again.
 //
 // # Erasure
 //

@@ -30,7 +30,7 @@ type user struct {
 
 	dirty       bool
 	scoresDirty bool
-	gone        bool      // retention ended: delete the keys on flush
+	gone        bool      // retention ended or profiling withdrawn: delete the keys on flush
 	reindex     bool      // re-assert index and timer entries on flush
 	idx         []indexOp // index changes since the last flush
 	flushedDue  int64     // due time in the timers set
@@ -113,6 +113,14 @@ func (e *engine) markDirty(u *user) {
 // the snapshot alone (its recent items), as snapshot does, so relearning
 // after a restart rebuilds the table the uninterrupted scorer has.
 func (e *engine) learn(s *features.Snapshot) {
+	if s.IsConsent() {
+		// No item, and no observation of one; a profiling withdrawal
+		// drops the user's watches as consent does.
+		if s.ProfilingOff {
+			e.items.forget(s.User)
+		}
+		return
+	}
 	ts := s.TS.UnixMilli()
 	typ := stream.EventType(s.Type)
 	e.items.observe(s.ItemID, s.Category, typ, s.Price, ts, s.Recent)
@@ -125,14 +133,16 @@ func (e *engine) learn(s *features.Snapshot) {
 }
 
 // snapshot handles one snapshot of u at offset; clock is the partition
-// clock (unix ms) before it. It is the one place a snapshot is handled.
+// clock (unix ms) before it. It is the one place a snapshot is handled: a
+// consent snapshot goes to consent.
 func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) error {
-	ts := s.TS.UnixMilli()
-	// A timer due before this event fires first, as if the event had not
-	// come yet: the user's timeline does not depend on batching.
-	for i := 0; i < 16 && u.st.Due > 0 && u.st.Due <= ts && u.st.LastTS > 0; i++ {
-		e.fire(u, u.st.Due, clock)
+	if s.IsConsent() {
+		e.consent(u, s, offset, clock)
+		return nil
 	}
+	ts := s.TS.UnixMilli()
+	e.fireBefore(u, ts, clock)
+	e.restart(u)
 	e.vec = s.Vector()
 	if ts < u.st.LastTS {
 		// A late event: its snapshot was evaluated at its own time but
@@ -187,6 +197,58 @@ func (e *engine) snapshot(u *user, s *features.Snapshot, offset, clock int64) er
 		e.priceDrop(u.id, s.ItemID, s.Price, ts, offset, clock, s.Source.Appended)
 	}
 	return nil
+}
+
+// fireBefore fires u's timers due at or before ts (unix ms), the time of
+// u's next record, as if the record had not come yet: the user's timeline
+// does not depend on batching.
+func (e *engine) fireBefore(u *user, ts, clock int64) {
+	for i := 0; i < 16 && u.st.Due > 0 && u.st.Due <= ts && u.st.LastTS > 0; i++ {
+		e.fire(u, u.st.Due, clock)
+	}
+}
+
+// restart makes a user forgotten earlier in this flush (retention, a
+// profiling withdrawal) who has a new record a new user, as the flush
+// would have left it: no state, no membership, and no pending explanation
+// of the old profile. Its index changes since the flush (the exits) stay
+// queued.
+func (e *engine) restart(u *user) {
+	if !u.gone {
+		return
+	}
+	u.gone = false
+	u.st.unmarshal(nil)
+	u.mem = segment.Membership{}
+	if u.ex != nil {
+		e.exPool = append(e.exPool, u.ex)
+		u.ex, u.exServed = nil, nil
+	}
+}
+
+// consent handles a consent snapshot of u at offset (see
+// features.Snapshot): it neither scores nor evaluates segments. A timer
+// due before it fires first, as before any record. The user's ads consent
+// becomes the snapshot's, so later triggers (most fire from timers, with
+// no snapshot in between) are suppressed, or allowed again after a
+// re-grant. A profiling withdrawal forgets the user as the end of
+// retention does: it leaves every segment (cause consent), its timer is
+// cleared, it watches no item (in the item table, which learn keeps a
+// function of the snapshots), and its keys go at the flush.
+func (e *engine) consent(u *user, s *features.Snapshot, offset, clock int64) {
+	ts := s.TS.UnixMilli()
+	e.stats.consent.Add(1)
+	e.fireBefore(u, ts, clock)
+	u.o, u.q = offset, 0
+	e.markDirty(u)
+	if s.ProfilingOff {
+		e.leave(u, max(ts, u.st.EvalAt), "consent: profiling withdrawn", CauseConsent, s.ID, s.Source.Appended)
+		e.items.forget(u.id)
+		e.stats.withdrawn.Add(1)
+		return
+	}
+	e.restart(u)
+	u.st.AdsOff = s.AdsOff
 }
 
 // example returns an example buffer for a user's encoded snapshot.
@@ -316,10 +378,19 @@ func (e *engine) valuable(u *user) bool {
 // retire ends a user whose retention passed: it leaves every segment and
 // its scorer keys are deleted at the flush.
 func (e *engine) retire(u *user, at int64) {
+	e.leave(u, at, "retention: no activity for "+e.cfg.Retention.String(), CauseRetention, "", time.Time{})
+	e.stats.retired.Add(1)
+}
+
+// leave forgets u at (unix ms): it exits every segment with note and
+// cause (snapID and appended name the record behind it, if any), its
+// timer is cleared, its watched items are unwatched, and its scorer keys
+// are deleted at the flush.
+func (e *engine) leave(u *user, at int64, note, cause, snapID string, appended time.Time) {
 	when := time.UnixMilli(at).UTC()
 	for name := range u.mem.All() {
-		e.emitChange(u, name, segment.Exit.String(), when, ChangeReason{Values: map[string]any{},
-			Note: "retention: no activity for " + e.cfg.Retention.String()}, CauseRetention, "", time.Time{})
+		e.emitChange(u, name, segment.Exit.String(), when, ChangeReason{Values: map[string]any{}, Note: note},
+			cause, snapID, appended)
 	}
 	u.mem = segment.Membership{}
 	u.gone = true
@@ -327,7 +398,6 @@ func (e *engine) retire(u *user, at int64) {
 	for _, it := range u.st.Viewed {
 		e.items.unwatch(it.Item, u.id)
 	}
-	e.stats.retired.Add(1)
 }
 
 // schedule sets u's next timer: the earliest of the next time-relative

@@ -342,6 +342,14 @@ func triggerStory() *story {
 	// The same with ads consent withdrawn: suppressed (consent).
 	s.adsOff("u-noads", min(-1))
 	s.add("u-noads", stream.TypeCart, "phone-b", 200, min(1))
+	// Ads consent withdrawn after the cart, then silence: the timer finds
+	// the withdrawal (consent) although no behavioural snapshot follows.
+	s.add("u-withdrew", stream.TypeCart, "phone-d", 200, min(2))
+	s.adsOff("u-withdrew", min(3))
+	// Withdrawn and granted again before the cart is abandoned: triggers.
+	s.add("u-regrant", stream.TypeCart, "phone-e", 200, min(2))
+	s.adsOff("u-regrant", min(3))
+	s.adsOn("u-regrant", min(4))
 	// The same within a day of a purchase: suppressed (quiet).
 	s.add("u-quiet", stream.TypePurchase, "case", 20, min(0))
 	s.add("u-quiet", stream.TypeCart, "phone-c", 200, min(1))
@@ -367,12 +375,13 @@ func triggerStoryConfig() TriggerConfig {
 
 // triggerStoryWant are the triggers of triggerStory, per user, in order.
 var triggerStoryWant = map[string][]string{
-	"u-loyal":  {KindWinBack},
-	"u-cart":   {KindCartAbandonment},
-	"u-cap":    {KindCartAbandonment},
-	"u-watch":  {KindPriceDrop, KindBrowseAbandonment},
-	"u-other":  {KindBrowseAbandonment},
-	"u-browse": {KindBrowseAbandonment},
+	"u-loyal":   {KindWinBack},
+	"u-cart":    {KindCartAbandonment},
+	"u-regrant": {KindCartAbandonment},
+	"u-cap":     {KindCartAbandonment},
+	"u-watch":   {KindPriceDrop, KindBrowseAbandonment},
+	"u-other":   {KindBrowseAbandonment},
+	"u-browse":  {KindBrowseAbandonment},
 }
 
 func checkTriggerStory(t *testing.T, trs []Trigger, st Stats) {
@@ -420,7 +429,7 @@ func checkTriggerStory(t *testing.T, trs []Trigger, st Stats) {
 		t.Errorf("win-back %+v", tr[0])
 	}
 	sup := st.Suppressed
-	if sup[SuppressConsent][KindCartAbandonment] != 1 || sup[SuppressQuiet][KindCartAbandonment] != 1 || sup[SuppressCap][KindCartAbandonment] != 1 {
+	if sup[SuppressConsent][KindCartAbandonment] != 2 || sup[SuppressQuiet][KindCartAbandonment] != 1 || sup[SuppressCap][KindCartAbandonment] != 1 {
 		t.Errorf("suppressed %v", sup)
 	}
 }

@@ -234,7 +234,8 @@ func sourceEvent(m kafka.Message) (string, bool) {
 }
 
 // story builds realistic snapshots: events applied to feature states as
-// the ingester applies them, a snapshot for every behavioural event.
+// the ingester applies them, a snapshot for every behavioural and consent
+// event.
 type story struct {
 	cfg    features.Config
 	states map[string]*features.State
@@ -266,22 +267,45 @@ func (s *story) add(user string, typ stream.EventType, item string, price float6
 
 // adsOff withdraws the user's consent to ads.
 func (s *story) adsOff(user string, at time.Time) *story {
-	s.n++
 	no := false
-	return s.apply(stream.Event{Schema: 1, EventID: user + "-" + strconv.Itoa(s.n), Type: stream.TypeConsent, UserID: user,
-		TS: at.UTC(), Consent: &stream.Consent{Ads: &no}})
+	return s.consent(user, at, stream.Consent{Ads: &no})
 }
 
+// adsOn grants the user's consent to ads again.
+func (s *story) adsOn(user string, at time.Time) *story {
+	yes := true
+	return s.consent(user, at, stream.Consent{Ads: &yes})
+}
+
+// profilingOff withdraws the user's consent to profiling.
+func (s *story) profilingOff(user string, at time.Time) *story {
+	no := false
+	return s.consent(user, at, stream.Consent{Profiling: &no})
+}
+
+func (s *story) consent(user string, at time.Time, c stream.Consent) *story {
+	s.n++
+	return s.apply(stream.Event{Schema: 1, EventID: user + "-" + strconv.Itoa(s.n), Type: stream.TypeConsent, UserID: user,
+		TS: at.UTC(), Consent: &c})
+}
+
+// apply applies ev and publishes its snapshot as the ingester does: one
+// for a behavioural or consent event, none for an event suppressed by a
+// profiling withdrawal.
 func (s *story) apply(ev stream.Event) *story {
 	st := s.states[ev.UserID]
 	if st == nil {
 		st = &features.State{}
 		s.states[ev.UserID] = st
 	}
-	if st.Apply(&ev, features.Env{Cfg: &s.cfg, Watermark: 0}) != features.Applied {
+	switch st.Apply(&ev, features.Env{Cfg: &s.cfg, Watermark: 0}) {
+	case features.Applied:
+	case features.Suppressed:
+		return s
+	default:
 		panic("event not applied: " + ev.EventID)
 	}
-	if ev.Type != stream.TypeConsent {
+	if ev.Type != stream.TypeIdentify {
 		s.snaps = append(s.snaps, features.NewSnapshot(&ev, ev.UserID, st, &s.cfg,
 			features.SnapshotSource{Topic: "clickstream", Offset: int64(s.n), Appended: time.Now()}))
 	}

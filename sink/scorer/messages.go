@@ -23,12 +23,16 @@ const (
 	CauseTimer     = "timer"     // a timer: time passed without an event
 	CauseRetention = "retention" // the user's retention ended
 	CausePrice     = "price"     // another user's event showed a lower price
+	// CauseConsent: the user withdrew profiling consent (a consent
+	// snapshot with profiling_off) and leaves every segment.
+	CauseConsent = "consent"
 )
 
 // HeaderSourceEvent is the record header of a change or trigger caused by
 // an event (cause "event", or "price" for a price drop another user's event
-// showed): the id of that event (its snapshot's id). Changes and triggers
-// from timers and retention carry none. It lets consumers and benchmarks
+// showed, or "consent" for the exits of a profiling withdrawal): the id of
+// that event (its snapshot's id). Changes and triggers from timers and
+// retention carry none. It lets consumers and benchmarks
 // match an output to the event behind it without decoding the value.
 const HeaderSourceEvent = "sp-source-event"
 
@@ -49,16 +53,18 @@ type SegmentChange struct {
 	// ModelVersion is the champion version whose scores were used (0: no
 	// model).
 	ModelVersion int64 `json:"model_version"`
-	// Cause is "event", "timer" or "retention".
+	// Cause is "event", "timer", "retention" or "consent".
 	Cause string `json:"cause"`
-	// SnapshotID is the id of the event behind an event-caused change.
+	// SnapshotID is the id of the event behind a change caused by an
+	// event or a consent withdrawal.
 	SnapshotID string `json:"snapshot_id,omitempty"`
 }
 
 // ChangeReason says why a change happened.
 type ChangeReason struct {
 	// Rule is the text of the rule that decided ("" when the segment left
-	// the catalogue or the user's retention ended).
+	// the catalogue, the user's retention ended or the user withdrew
+	// profiling consent).
 	Rule string `json:"rule"`
 	// Field is "rule" or "exit_rule" ("" with an empty Rule).
 	Field string `json:"field,omitempty"`
@@ -67,7 +73,7 @@ type ChangeReason struct {
 	// missing.
 	Values map[string]any `json:"values"`
 	// Note adds what else decided (a min_dwell, a removed segment,
-	// retention).
+	// retention, a consent withdrawal).
 	Note string `json:"note,omitempty"`
 }
 

@@ -385,8 +385,10 @@ func (p *processor) handle(r *record) error {
 	start := time.Now()
 	err := p.eng.snapshot(u, s, r.offset, p.clock)
 	p.observeTime(ts)
-	st.handleNs.Add(int64(time.Since(start)))
-	st.snapshots.Add(1)
+	if !s.IsConsent() { // a consent snapshot is counted as such, not scored
+		st.handleNs.Add(int64(time.Since(start)))
+		st.snapshots.Add(1)
+	}
 	p.dues.push(u)
 	return err
 }

@@ -57,6 +57,8 @@ type counters struct {
 	priceChecks atomic.Int64
 	erased      atomic.Int64
 	retired     atomic.Int64
+	consent     atomic.Int64
+	withdrawn   atomic.Int64
 	flushes     atomic.Int64
 	emitted     atomic.Int64
 	explainNs   atomic.Int64
@@ -122,6 +124,11 @@ type Stats struct {
 	// whose retention ended.
 	Erased  int64 `json:"erased"`
 	Retired int64 `json:"retired"`
+	// Consent counts consent snapshots applied (not scored, not in
+	// Snapshots); Withdrawn those of them that withdrew profiling, each
+	// forgetting its user.
+	Consent   int64 `json:"consent"`
+	Withdrawn int64 `json:"withdrawn"`
 	// Flushes and Emitted messages (changes and triggers).
 	Flushes int64 `json:"flushes"`
 	Emitted int64 `json:"emitted"`
@@ -148,6 +155,7 @@ func (c *counters) snapshot() Stats {
 	st := Stats{
 		Snapshots: c.snapshots.Load(), Invalid: c.invalid.Load(), Replayed: c.replayed.Load(),
 		Timers: c.timers.Load(), Erased: c.erased.Load(), Retired: c.retired.Load(),
+		Consent: c.consent.Load(), Withdrawn: c.withdrawn.Load(),
 		Flushes: c.flushes.Load(), Emitted: c.emitted.Load(),
 		Segments: map[string]SegmentStats{}, Triggers: map[string]int64{}, Suppressed: map[string]map[string]int64{},
 	}

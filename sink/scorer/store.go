@@ -72,7 +72,12 @@ func (s *store) stampFields(p int) (o, q string) {
 // KEYS: seg, scores, timer, erasure marker.
 // ARGV: offset field, offset, sequence field, sequence, ttl ms, membership
 // ("" deletes seg), state, due ms, delete-all flag, then score field/value
-// pairs (none: scores untouched; a lone "-" deletes them).
+// pairs (none: scores untouched; a lone "-" deletes them). The delete-all
+// flag (a user gone: retention, a profiling withdrawal) deletes the keys
+// but keeps the stamp in the timer hash, which then holds nothing else:
+// records of the user replayed from below the checkpoint after a crash
+// are then known as applied, instead of being applied again to a new
+// user.
 // Returns 1 when written, 0 when fenced, 2 when the user is erased.
 const writeScript = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
@@ -83,6 +88,8 @@ if co > o or (co == o and cq >= q) then return 0 end
 local ttl = tonumber(ARGV[5])
 if ARGV[9] == '1' then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[3], ttl)
   return 1
 end
 if ARGV[6] == '' then
@@ -233,7 +240,7 @@ type userWrite struct {
 	state  []byte
 	due    int64
 	scores []any // field/value pairs; nil: unchanged
-	gone   bool  // delete the user's scorer keys
+	gone   bool  // delete the user's scorer keys, all but the stamp
 }
 
 // Results of writeScript.
