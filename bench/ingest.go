@@ -64,9 +64,8 @@ func (s *jsonMarshalSnapshots) Partition(context.Context, stream.Partition) (pip
 }
 
 func (s *jsonMarshalSnapshots) Event(e *pipeline.StageEvent, out []kafka.Message) []kafka.Message {
-	switch e.Event.Type {
-	case stream.TypeConsent, stream.TypeIdentify:
-		return out
+	if e.Event.Type == stream.TypeIdentify {
+		return out // as the snapshot stage: consent events get a snapshot, identify events none
 	}
 	snap := features.NewSnapshot(e.Event, e.User, e.State, &s.cfg, features.SnapshotSource{
 		Topic: e.Msg.Topic, Partition: e.Msg.Partition, Offset: e.Msg.Offset, Appended: e.Msg.Time,
