@@ -113,7 +113,9 @@ type GateConfig struct {
 
 // LogisticConfig configures the logistic baseline.
 type LogisticConfig struct {
-	// LearningRate of its SGD. Default 0.01.
+	// LearningRate is its SGD's starting step size; step n uses
+	// LearningRate/√(1+n) (n capped at 2^20, so a long-running trainer
+	// keeps adapting) and the bias steps 10× faster. Default 0.01.
 	LearningRate float64 `yaml:"learning_rate"`
 	// L2 penalty. Default 1e-4.
 	L2 float64 `yaml:"l2"`
