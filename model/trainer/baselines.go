@@ -87,6 +87,11 @@ func recencyScore(task int, f map[string]float64) float64 {
 // logisticDecayCap examples, so that a long-running baseline keeps
 // adapting.
 type logistic struct {
+	// Rule is the learning rule the weights were learnt with
+	// (logisticRule); a saved regression learnt by another is not
+	// restored, so weights from the old constant-step rule (which ranked
+	// below chance) do not linger after an upgrade.
+	Rule int       `json:"rule,omitempty"`
 	W    []float64 `json:"w"`
 	B    float64   `json:"b"`
 	N    uint64    `json:"n"`
@@ -97,6 +102,10 @@ type logistic struct {
 	xbuf []float64
 }
 
+// logisticRule names the current learning rule: 2 is the decaying step with
+// the variance floor and clipping (absent, 0, was the constant step).
+const logisticRule = 2
+
 const (
 	logisticMinVar   = 1e-4    // inputs with a smaller running variance read 0
 	logisticClip     = 3       // standardised inputs are clipped to ±logisticClip
@@ -105,7 +114,7 @@ const (
 )
 
 func newLogistic(n int, cfg LogisticConfig) *logistic {
-	return &logistic{W: make([]float64, n), Mean: make([]float64, n), M2: make([]float64, n), lr: cfg.LearningRate, l2: cfg.L2, xbuf: make([]float64, n)}
+	return &logistic{Rule: logisticRule, W: make([]float64, n), Mean: make([]float64, n), M2: make([]float64, n), lr: cfg.LearningRate, l2: cfg.L2, xbuf: make([]float64, n)}
 }
 
 func squash(x float64) float64 {

@@ -101,6 +101,9 @@ func TestLogisticResumesFromSavedState(t *testing.T) {
 	if err := json.Unmarshal(buf, &saved); err != nil {
 		t.Fatal(err)
 	}
+	if saved.Rule != logisticRule {
+		t.Fatalf("saved rule %d, want %d (a restore skips other rules)", saved.Rule, logisticRule)
+	}
 	b := newLogistic(3, cfg)
 	b.W, b.B, b.N, b.Mean, b.M2 = saved.W, saved.B, saved.N, saved.Mean, saved.M2
 	xs, ys = data(2, 500)

@@ -325,7 +325,7 @@ func (c *core) restore(ctx context.Context) error {
 	}
 	if st.SchemaHash == c.hash && len(st.Logistic) == numTasks {
 		for t, l := range st.Logistic {
-			if l != nil && len(l.W) == len(c.cfg.Arch.NumericFeatures) && len(l.Mean) == len(l.W) && len(l.M2) == len(l.W) && finite(l.W) {
+			if l != nil && l.Rule == logisticRule && len(l.W) == len(c.cfg.Arch.NumericFeatures) && len(l.Mean) == len(l.W) && len(l.M2) == len(l.W) && finite(l.W) {
 				c.logit[t].W, c.logit[t].B, c.logit[t].N, c.logit[t].Mean, c.logit[t].M2 = l.W, l.B, l.N, l.Mean, l.M2
 			}
 		}
