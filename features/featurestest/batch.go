@@ -38,7 +38,7 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].TS.Before(evs[j].TS) })
 	T := at.UnixMilli()
 	var v features.Vector
-	var viewPrice, revenue int64
+	var viewPrice, revenue, revenue30d int64
 	var viewPriced int64
 	items := map[string]bool{}
 	type tw struct {
@@ -125,7 +125,7 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 			dayRevenue[int64(math.Floor(float64(t)/float64(24*time.Hour/time.Millisecond)))] += ev.AmountMicros()
 			if inWindow(ev.TS, 12*time.Hour) {
 				v[features.Purchases30d]++
-				v[features.Revenue30d] += float64(ev.AmountMicros()) / 1e6
+				revenue30d += ev.AmountMicros()
 			}
 			credit(ev, 5*float64(ev.Qty()))
 		case stream.TypeSearch:
@@ -138,7 +138,10 @@ func user(evs []stream.Event, at time.Time, cfg features.Config) features.Profil
 			credit(ev, 2)
 		}
 	}
+	// Money is summed in integer micros and converted once: the sums are
+	// exact whatever the order of the events.
 	v[features.RevenueTotal] = float64(revenue) / 1e6
+	v[features.Revenue30d] = float64(revenue30d) / 1e6
 	v[features.FirstSeen] = float64(first / 1000)
 	v[features.LastSeen] = float64(last / 1000)
 	v[features.LastPurchaseAt] = float64(lastPurchase / 1000)
@@ -263,24 +266,56 @@ func score(x float64, th []float64) float64 {
 	return s
 }
 
-// Diff compares a streamed profile with the recomputed one and describes
-// the first differences (nil when equal). Counts, sums and windowed counts
-// must match exactly; decayed scores, averages and affinity weights within
-// relative tolerance tol (their floating-point sums depend on order).
-func Diff(got, want features.Profile, tol float64) []string {
-	var d []string
-	exact := map[features.ID]bool{}
+// exactFeatures must equal in the streamed and the recomputed profile bit
+// for bit. Each is a count or an integer time, an integer number of micros
+// converted by one division by 1e6 (revenue_total, revenue_30d: both sides
+// sum integer micros, so the sums do not depend on the order of the events),
+// or one division of two such exact values (IEEE division is correctly
+// rounded, so equal operands give equal quotients): the rates, the day and
+// week distances, the RFM scores.
+var exactFeatures = map[features.ID]bool{}
+
+func init() {
 	for _, id := range []features.ID{features.ViewsTotal, features.CartsTotal, features.RemovesTotal,
 		features.PurchasesTotal, features.UnitsTotal, features.RevenueTotal, features.SearchesTotal, features.ReviewsTotal,
 		features.FirstSeen, features.LastSeen, features.LastPurchaseAt, features.SessionsTotal, features.DistinctItems,
-		features.Views1h, features.Views24h, features.Views7d, features.Carts24h, features.Purchases30d,
-		features.CartSessions, features.AbandonedCartSessions, features.RFMRecency, features.RFMFrequency,
-		features.RFMMonetary, features.RFMScore, features.PurchaseDays, features.RepeatTransactions} {
-		exact[id] = true
+		features.Views1h, features.Views24h, features.Views7d, features.Carts24h, features.Purchases30d, features.Revenue30d,
+		features.CartSessions, features.AbandonedCartSessions, features.CartAbandonRate, features.ViewToCartRate,
+		features.CartToPurchaseRate, features.DaysSinceLastSeen, features.TenureDays, features.DaysSinceLastPurchase,
+		features.RFMRecency, features.RFMFrequency, features.RFMMonetary, features.RFMScore,
+		features.PurchaseDays, features.RepeatTransactions, features.RecencyWeeks} {
+		exactFeatures[id] = true
 	}
+}
+
+// Diff compares a streamed profile with the recomputed one and describes
+// the differences (nil when equal).
+//
+// The features in exactFeatures (counts, integer times, money sums and
+// windowed sums, which both sides keep in integers, and single divisions
+// of those) must match exactly. The others must match within relative
+// tolerance tol: the decayed activities, whose floating-point sums depend
+// on the order of the terms (the streaming state keeps them rebased to a
+// moving reference time), and the averages and week ages computed in
+// several rounded steps that the two sides group differently.
+//
+// Each affinity list must have the same length, and position by position
+// scores equal within tol and the same name. Both sides rank by score
+// descending and break exact ties by name ascending (features' top-K
+// selection ranks its stored weights so, Recompute sorts so), so where two
+// neighbours tie exactly in both lists their names must be in that order
+// in both. Only where the recomputed scores of neighbours tie within tol
+// without tying exactly in both lists may the two orders differ (the
+// floating-point sums differ in their last bits): names may be permuted
+// within a run of such neighbours; and when the list is full
+// (features.DefaultConfig.TopK entries, the K every caller evaluates with)
+// its last run, or its last entry, may hold names the recomputation cut
+// off, whose scores tie with them.
+func Diff(got, want features.Profile, tol float64) []string {
+	var d []string
 	for i := features.ID(0); i < features.NumFeatures; i++ {
 		g, w := got.Vector[i], want.Vector[i]
-		if exact[i] {
+		if exactFeatures[i] {
 			if g != w {
 				d = append(d, fmt.Sprintf("%s = %v, want %v", i.Name(), g, w))
 			}
@@ -291,18 +326,62 @@ func Diff(got, want features.Profile, tol float64) []string {
 		}
 	}
 	for _, dim := range features.Dims {
-		g, w := got.Affinities[dim], want.Affinities[dim]
-		if len(g) != len(w) {
-			d = append(d, fmt.Sprintf("%s affinities: %d entries, want %d", dim, len(g), len(w)))
-			continue
+		d = append(d, diffAffinities(dim, got.Affinities[dim], want.Affinities[dim], tol, features.DefaultConfig.TopK)...)
+	}
+	return d
+}
+
+// diffAffinities compares a streamed top-K list with the recomputed one;
+// see Diff. A full list (topK entries) may have been cut inside its last
+// run of tied scores.
+func diffAffinities(dim string, g, w []features.Affinity, tol float64, topK int) []string {
+	if len(g) != len(w) {
+		return []string{fmt.Sprintf("%s affinities: %d entries %v, want %d %v", dim, len(g), g, len(w), w)}
+	}
+	var d []string
+	names := make(map[string]bool, len(g))
+	for i := range g {
+		if names[g[i].Name] {
+			d = append(d, fmt.Sprintf("%s affinity %d: %v repeats a name", dim, i, g[i]))
 		}
-		for i := range g {
-			// Names may swap only between entries whose scores tie
-			// within the tolerance.
-			if !close(g[i].Score, w[i].Score, tol) {
-				d = append(d, fmt.Sprintf("%s affinity %d: %v, want %v", dim, i, g[i], w[i]))
+		names[g[i].Name] = true
+		if !close(g[i].Score, w[i].Score, tol) {
+			d = append(d, fmt.Sprintf("%s affinity %d: %v, want %v (tolerance %g)", dim, i, g[i], w[i], tol))
+		}
+	}
+	inWant := make(map[string]bool, len(w))
+	for _, a := range w {
+		inWant[a.Name] = true
+	}
+	// loose reports whether entries k-1 and k may rank in either order:
+	// their recomputed scores tie within tol, but not exactly in both
+	// lists (the exact ties are ranked by name on both sides).
+	loose := func(k int) bool {
+		exact := w[k-1].Score == w[k].Score && g[k-1].Score == g[k].Score
+		return !exact && close(w[k-1].Score, w[k].Score, tol)
+	}
+	for i := 0; i < len(w); {
+		// w[i:j] is a run of entries that may rank in any order.
+		j := i + 1
+		for j < len(w) && loose(j) {
+			j++
+		}
+		tied := make(map[string]bool, j-i)
+		for _, a := range w[i:j] {
+			tied[a.Name] = true
+		}
+		cut := j == len(w) && len(w) == topK
+		for k := i; k < j; k++ {
+			switch n := g[k].Name; {
+			case n == w[k].Name, tied[n]:
+			case cut && !inWant[n]:
+				// Tied with the recomputation's last entries, which
+				// were cut off at topK.
+			default:
+				d = append(d, fmt.Sprintf("%s affinity %d: %v, want %v (may rank in any order: %v)", dim, k, g[k], w[k], w[i:j]))
 			}
 		}
+		i = j
 	}
 	return d
 }
