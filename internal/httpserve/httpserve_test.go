@@ -71,7 +71,9 @@ func TestServeClosesAfterTimeout(t *testing.T) {
 	})}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- httpserve.Serve(ctx, srv, func() error { return srv.Serve(ln) }, 100*time.Millisecond) }()
+	go func() {
+		served <- httpserve.Serve(ctx, srv, func() error { return srv.Serve(ln) }, 100*time.Millisecond)
+	}()
 	go func() {
 		if resp, err := http.Get("http://" + ln.Addr().String()); err == nil {
 			resp.Body.Close()
