@@ -122,7 +122,15 @@ type Feed struct {
 	msgs      <-chan kafka.Message
 	errs      <-chan error
 	committed atomic.Int64
-	lag       atomic.Int64
+	// hwm is the largest high watermark seen (at assignment, by the
+	// fetcher, or with a processed batch) and next the next offset the
+	// processor will process; -1 while unknown. Lag is their difference.
+	// Reading from the log start (no checkpoint), next is known from the
+	// first fetched record; until then Lag is initLag, as read from the
+	// broker at assignment (-1 unknown).
+	hwm     atomic.Int64
+	next    atomic.Int64
+	initLag atomic.Int64
 }
 
 // Messages is the bounded queue of fetched messages, in offset order.
@@ -135,17 +143,36 @@ func (f *Feed) Errors() <-chan error { return f.errs }
 func (f *Feed) Committed(next int64) { f.committed.Store(next) }
 
 // Processed records that the processor has processed m, the newest record
-// of its latest batch: the partition's lag becomes m's high watermark (as
-// fetched with it) minus the offset after m. Call it once per batch; it
-// is one atomic store.
+// of its latest batch: the next offset to process becomes the one after m.
+// Call it once per batch; it is two atomic operations.
 func (f *Feed) Processed(m *kafka.Message) {
-	f.lag.Store(max(0, m.HighWaterMark-m.Offset-1))
+	f.next.Store(m.Offset + 1)
+	f.seen(m.HighWaterMark)
 }
 
-// Lag is the partition's high watermark minus the next offset to process:
-// as of the processor's latest batch (Processed), or before the first one
-// as read from the broker when the partition was assigned; -1 unknown.
-func (f *Feed) Lag() int64 { return f.lag.Load() }
+// seen raises the high watermark to hwm.
+func (f *Feed) seen(hwm int64) {
+	for {
+		cur := f.hwm.Load()
+		if hwm <= cur || f.hwm.CompareAndSwap(cur, hwm) {
+			return
+		}
+	}
+}
+
+// Lag is the partition's high watermark minus the next offset to process;
+// -1 while unknown. The high watermark is the largest seen: read from the
+// broker when the partition was assigned, then with every fetched record,
+// so that records appended after the assignment count before the
+// processor's first batch (a lag read once at assignment stayed 0 until
+// then, and a group could look caught up with records in its queue).
+func (f *Feed) Lag() int64 {
+	h, n := f.hwm.Load(), f.next.Load()
+	if h < 0 || n < 0 {
+		return f.initLag.Load()
+	}
+	return max(0, h-n)
+}
 
 // Group runs a consumer group with one processor goroutine per assigned
 // partition.
@@ -246,7 +273,9 @@ func (g *Group) Run(ctx context.Context) error {
 		for i, pa := range parts {
 			f := &Feed{Partition: Partition{Topic: g.cfg.Topic, ID: pa.ID}}
 			f.committed.Store(-1)
-			f.lag.Store(-1)
+			f.hwm.Store(-1)
+			f.next.Store(-1)
+			f.initLag.Store(-1)
 			feeds[i] = f
 			g.assigned[pa.ID] = f
 		}
@@ -352,6 +381,7 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 	if err := r.SetOffset(start); err != nil {
 		return fmt.Errorf("stream: seek %s to %d: %w", f.Partition, start, err)
 	}
+	f.next.Store(max(start, -1)) // kafka.FirstOffset: known from the first fetched record
 	msgs := make(chan kafka.Message, g.cfg.QueueCapacity)
 	errs := make(chan error, 1)
 	fctx, stopFetch := context.WithCancel(ctx)
@@ -363,7 +393,10 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 		// The lag until the processor reports its first batch (an idle
 		// partition may never have one).
 		if lag, err := r.ReadLag(fctx); err == nil {
-			f.lag.CompareAndSwap(-1, lag)
+			f.initLag.Store(lag)
+			if start >= 0 {
+				f.seen(start + lag)
+			}
 		}
 		for {
 			m, err := r.FetchMessage(fctx)
@@ -373,6 +406,8 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 				}
 				return
 			}
+			f.next.CompareAndSwap(-1, m.Offset) // from the log start: the first record is next
+			f.seen(m.HighWaterMark)
 			select {
 			case msgs <- m:
 			case <-fctx.Done():
