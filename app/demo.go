@@ -399,11 +399,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		return nil, err
 	}
 	var tr *Trainer
+	var trainHorizon time.Duration // the trainer's purchase horizon
 	if !cfg.NoTrain {
 		tcfg := cfg.Trainer
 		if cfg.PurchaseHorizon > 0 {
 			tcfg.PurchaseHorizon = cfg.PurchaseHorizon
 		}
+		trainHorizon = tcfg.WithDefaults().PurchaseHorizon
 		// A replay lasts seconds: cut versions and judge challengers
 		// on a demo's scale, not a production one.
 		if tcfg.CheckpointBatches == 0 {
@@ -565,6 +567,14 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		if err := waitConsumed(gctx, tr.Group(), progress.New("train", 0, progress.Options{Out: cfg.Progress, Start: running}),
 			func() int64 { st := tr.Stats(); return st.Snapshots + st.Duplicates + st.BadSnapshots }); err != nil {
 			return nil, stopped()
+		}
+		// The replay is a finite history: let event time pass the purchase
+		// horizon after its end, so that its last examples mature (as
+		// negatives unless their purchase came) instead of staying
+		// pending; on REES46 the network needs about 12,000 matured
+		// examples to beat chance, and the history holds 17,434.
+		if _, err := tr.Learner().AdvanceTime(trainHorizon); err != nil {
+			log.Warn("demo: advancing the trainer's event time failed", "err", err)
 		}
 		// Cut a version with everything learnt, so the report and the
 		// profiles carry the final model.

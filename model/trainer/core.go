@@ -487,6 +487,33 @@ func (c *core) expire(ps *partState, offset int64) {
 	}
 }
 
+// advance lets event time run d past every partition's newest event, as
+// if d passed with no event: each example whose horizon ends before then
+// matures (negative, unless its label event came). It returns how many
+// labels matured.
+func (c *core) advanceTime(d time.Duration) int {
+	before := c.c.Matured
+	for _, id := range c.sortedParts() {
+		ps := c.parts[id]
+		if !ps.hasTS {
+			continue
+		}
+		// No event will come: a horizon ending exactly then is over too.
+		end := ps.maxTS + d.Milliseconds()
+		for len(ps.dl) > 0 && ps.dl[0].deadline <= end {
+			it := ps.dl.pop()
+			if it.p.open&(1<<it.task) != 0 {
+				c.mature(it.p, it.task, 0, max(ps.next-1, 0))
+			}
+		}
+	}
+	n := 0
+	for t := range numTasks {
+		n += int(c.c.Matured[t] - before[t])
+	}
+	return n
+}
+
 // mature records a known label: prequential evaluation of the arrival
 // scores, the baselines' online updates, and the micro-batch queue.
 func (c *core) mature(p *pending, task int, label float64, by int64) {

@@ -126,6 +126,30 @@ func (t *Trainer) Checkpoint(ctx context.Context) (int64, error) {
 	return t.c.lastVersion, nil
 }
 
+// AdvanceTime declares the input finished and d of event time passed
+// after each partition's newest event with no further event: every
+// pending example whose horizon ends within that matures, as a negative
+// unless its label event came. (The allowed lateness is not subtracted:
+// it waits for late events, and none will come.) It is for the end of a
+// finite replay (the demo, a backfill), whose last examples would
+// otherwise stay pending for ever; on a live stream the next events move
+// time. The matured examples are evaluated now and learnt at the next
+// micro-batch or Checkpoint. It returns how many labels matured.
+func (t *Trainer) AdvanceTime(d time.Duration) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return 0, ErrClosed
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("trainer: AdvanceTime(%v): negative duration", d)
+	}
+	if !t.restored {
+		return 0, nil
+	}
+	return t.c.advanceTime(d), nil
+}
+
 // Model returns the network's weights at the latest checkpoint (or at the
 // start).
 func (t *Trainer) Model() *nn.Model {
