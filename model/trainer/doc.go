@@ -75,6 +75,11 @@
 // that later change. Pending memory is bounded (Config.MaxPending, per
 // task; the oldest are dropped and counted); so is the arrival queue.
 //
+// A finite input (a replay, a backfill) ends with examples whose horizon
+// never passes, since no later event comes: Trainer.AdvanceTime declares
+// the input over and matures them as time passing would (the demo calls
+// it after its replay).
+//
 // # Baselines
 //
 // All score the same examples at arrival:
