@@ -90,6 +90,14 @@ type DemoConfig struct {
 	// OnReady, when set, is called once Kafka, Redis, the ingester and the
 	// dashboard are up, before the replay starts. Default none.
 	OnReady func(DemoInfo)
+	// OnDone, when set, is called once the demo has finished without error
+	// and its roles have stopped, before the Kafka and Redis it started
+	// are shut down: the place to read back what it wrote. It receives
+	// where the parts are and the scorer's counters as they ended (nil
+	// with NoScore): Report.Scoring is read after the drain, while the
+	// scorer still runs and timers may yet fire; these count every change
+	// and trigger the scorer emitted. Default none.
+	OnDone func(DemoInfo, *ScoringReport)
 	// NoTrain runs the demo without the trainer. Default false: the
 	// trainer learns from the replay and the report carries its metrics.
 	NoTrain bool
@@ -659,6 +667,13 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	stopIngest()
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return rep, err
+	}
+	if cfg.OnDone != nil {
+		var final *ScoringReport
+		if sc != nil {
+			final = scoringReport(sc.Stats())
+		}
+		cfg.OnDone(info, final)
 	}
 	return rep, nil
 }
