@@ -572,7 +572,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	if tr != nil {
 		// The trainer has learnt from everything once its group has
 		// consumed the whole snapshot topic.
-		if err := waitConsumed(gctx, tr.Group(), progress.New("train", 0, progress.Options{Out: cfg.Progress, Start: running}),
+		if err := waitConsumed(gctx, brokers, pipeline.DefaultSnapshotTopic, tr.Group(), progress.New("train", 0, progress.Options{Out: cfg.Progress, Start: running}),
 			func() int64 { st := tr.Stats(); return st.Snapshots + st.Duplicates + st.BadSnapshots }); err != nil {
 			return nil, stopped()
 		}
@@ -593,7 +593,7 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 		rep.WallSeconds = time.Since(start).Seconds()
 	}
 	if sc != nil {
-		if err := waitConsumed(gctx, sc.Group(), progress.New("score", 0, progress.Options{Out: cfg.Progress, Start: running}),
+		if err := waitConsumed(gctx, brokers, pipeline.DefaultSnapshotTopic, sc.Group(), progress.New("score", 0, progress.Options{Out: cfg.Progress, Start: running}),
 			func() int64 { return sc.Stats().Snapshots }); err != nil {
 			return nil, stopped()
 		}
@@ -678,25 +678,64 @@ func RunDemo(ctx context.Context, cfg DemoConfig) (*Report, error) {
 	return rep, nil
 }
 
-// waitConsumed waits until group has joined and caught up with its topic,
-// counting consumed on p as it goes. It answers ctx's error if ctx ends
-// first.
-func waitConsumed(ctx context.Context, group *stream.Group, p *progress.Reporter, consumed func() int64) error {
-	caught := GroupCaughtUp("", group, 0) // fails until the group has joined
+// waitConsumed waits until group has joined and processed every record
+// of topic appended so far (the caller waits until nothing more is
+// appended), counting consumed on p as it goes. It compares the group's
+// positions with end offsets read from the broker on every poll: the
+// group's own lag is as of its latest fetch, and a fetch from before the
+// last records were appended made it look caught up early. It answers
+// ctx's error if ctx ends first.
+func waitConsumed(ctx context.Context, brokers []string, topic string, group *stream.Group, p *progress.Reporter, consumed func() int64) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
 	var last int64
 	for {
 		n := consumed()
 		p.Add(n - last)
 		last = n
-		if caught.Check(ctx) == nil {
-			p.Done()
-			return nil
+		if group.Joined() {
+			done, err := processedAll(ctx, client, topic, group.Positions())
+			if err == nil && done {
+				p.Done()
+				return nil
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// processedAll reports whether pos (next offset per partition, -1 while
+// unknown) covers every partition of topic up to its end offset.
+func processedAll(ctx context.Context, client *kafka.Client, topic string, pos map[int]int64) (bool, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return false, err
+	}
+	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		return false, fmt.Errorf("app: topic %s: metadata %v", topic, md.Topics)
+	}
+	var reqs []kafka.OffsetRequest
+	for _, pa := range md.Topics[0].Partitions {
+		reqs = append(reqs, kafka.FirstOffsetOf(pa.ID), kafka.LastOffsetOf(pa.ID))
+	}
+	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		return false, err
+	}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			return false, po.Error
+		}
+		next, ok := pos[po.Partition]
+		switch {
+		case po.LastOffset <= po.FirstOffset: // empty: nothing to process
+		case !ok || next < po.LastOffset: // not ours yet, unknown (-1) or behind
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // demoSource is the dashboard's view of the demo's parts.

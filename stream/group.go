@@ -219,6 +219,23 @@ func (g *Group) Assigned() map[int]int64 {
 	return out
 }
 
+// Positions returns, per partition assigned to this member, the next
+// offset its processor will process: the one after its latest processed
+// batch, or where it starts; -1 while unknown (reading from the log start
+// before the first record was fetched). Compared with the partitions'
+// end offsets read from the broker it tells whether the member has
+// processed everything appended so far, which Lag (as of the latest
+// fetch) cannot when records were appended since.
+func (g *Group) Positions() map[int]int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[int]int64, len(g.assigned))
+	for p, f := range g.assigned {
+		out[p] = f.next.Load()
+	}
+	return out
+}
+
 // Run joins the group and processes assignments until ctx is done. Each
 // generation's processors flush and exit before the member rejoins, so a
 // partition is never processed by two members of the group at once unless
