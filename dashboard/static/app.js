@@ -237,7 +237,7 @@
     out.appendChild(section('segments', segs));
 
     const scores = Object.entries(p.scores || {}).map(([task, s]) => [task, s.value.toFixed(3) + (s.model_version ? ' (model ' + s.model_version + ')' : '')]);
-    out.appendChild(section('scores', scores.length ? kvTable(scores) : el('p', { class: 'empty' }, 'not scored yet (the score role scores a profile with its champion model at the profile'\''s events)')));
+    out.appendChild(section('scores', scores.length ? kvTable(scores) : el('p', { class: 'empty' }, 'not scored yet (the score role scores a profile with its champion model, at its events)')));
 
     const feats = Object.entries(p.features || {}).filter(([, v]) => v !== 0).sort(([a], [b]) => a.localeCompare(b));
     const zero = Object.keys(p.features || {}).length - feats.length;
