@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -226,5 +228,56 @@ func TestReloadTokens(t *testing.T) {
 	}
 	if status("token-b") != 200 {
 		t.Fatal("a failed reload dropped the tokens in use")
+	}
+}
+
+// ReloadTokensOn reloads at each signal until its context ends; a broken
+// file keeps the tokens in use.
+func TestReloadTokensOnSignal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	write := func(specs ...api.TokenSpec) {
+		b, err := api.MarshalTokenFile(specs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := api.TokenSpec{Name: "a", SHA256: api.HashToken("token-a"), Scopes: []api.Scope{api.ScopeProfilesRead}}
+	b := api.TokenSpec{Name: "b", SHA256: api.HashToken("token-b"), Scopes: []api.Scope{api.ScopeProfilesRead}}
+	write(a)
+	e := newEnv(t, func(c *api.Config) { c.Tokens, c.TokensFile = nil, path })
+	status := func(tok string) int { return e.do(t, "GET", "/v1/segments", tok).Code }
+	ctx, cancel := context.WithCancel(context.Background())
+	hup := make(chan os.Signal)
+	done := make(chan struct{})
+	go func() { e.srv.ReloadTokensOn(ctx, hup); close(done) }()
+	write(b)
+	hup <- syscall.SIGHUP // unbuffered: received once the reload starts
+	waitStatus := func(tok string, want int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); status(tok) != want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %d, want %d", tok, status(tok), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitStatus("token-b", 200)
+	waitStatus("token-a", 401)
+	if err := os.WriteFile(path, []byte("tokens: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup <- syscall.SIGHUP
+	hup <- syscall.SIGHUP // the first reload (of the broken file) is over
+	if status("token-b") != 200 {
+		t.Fatal("a failed reload dropped the tokens in use")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReloadTokensOn did not return after its context ended")
 	}
 }

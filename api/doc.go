@@ -31,7 +31,8 @@
 // digest compared with every configured digest with crypto/subtle, without
 // stopping at a match, so response time does not reveal which token
 // matched. MintToken makes a token and its digest; MarshalTokenFile writes
-// the file; ReloadTokens re-reads it (e.g. on SIGHUP).
+// the file; ReloadTokens re-reads it, and ReloadTokensOn does so at each
+// signal it is given (serve wires SIGHUP).
 //
 // Missing, malformed (not "Bearer <b64token>", more than one Authorization
 // header, longer than MaxTokenLen), unknown and expired tokens get 401

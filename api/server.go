@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -120,6 +121,24 @@ func (s *Server) ReloadTokens() error {
 	}
 	s.auth.Store(a)
 	return nil
+}
+
+// ReloadTokensOn calls ReloadTokens each time reload delivers a signal
+// (wire it to SIGHUP with signal.Notify) until ctx is done, and logs the
+// outcome; a failed reload keeps the tokens in use.
+func (s *Server) ReloadTokensOn(ctx context.Context, reload <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-reload:
+			if err := s.ReloadTokens(); err != nil {
+				s.log.Error("api: reloading the tokens failed; the tokens in use stay", "signal", sig, "err", err)
+			} else {
+				s.log.Info("api: tokens reloaded", "signal", sig)
+			}
+		}
+	}
 }
 
 // Handler returns the server's handler, for tests or to mount it behind

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/streamprofile/streamprofile/api"
 	"github.com/streamprofile/streamprofile/app"
@@ -52,6 +55,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError{err}
 	}
 	defer s.Close()
+	// SIGHUP reloads --tokens-file: tokens rotate without a restart.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go s.API().ReloadTokensOn(rctx, hup)
 	log.Info("serve listening", "addr", cfg.API.Addr)
 	return tel.Admin.Serve(ctx, s.Run)
 }
