@@ -94,6 +94,11 @@ func NewServer(cfg ServeConfig) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.API.Logger == nil {
+		// The API logs 5xx errors and token reloads; its own default
+		// discards them.
+		cfg.API.Logger = cfg.Logger
+	}
 	if cfg.Clock == "" {
 		cfg.Clock = "wall"
 	}
