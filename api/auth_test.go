@@ -195,13 +195,25 @@ func TestNewRejects(t *testing.T) {
 	}
 }
 
-func TestReloadTokens(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tokens.yaml")
-	write := func(specs ...api.TokenSpec) {
-		b, err := api.MarshalTokenFile(specs)
-		if err != nil {
-			t.Fatal(err)
+// reloadEnv is a server whose tokens come from a file that accepts
+// "token-a"; write replaces the file with "token-b" (b) or, with a nil
+// spec, with broken YAML; status answers GET /v1/segments with a token.
+type reloadEnv struct {
+	*env
+	write  func(spec *api.TokenSpec)
+	status func(tok string) int
+	b      api.TokenSpec
+}
+
+func newReloadEnv(t *testing.T) reloadEnv {
+	path := filepath.Join(t.TempDir(), "tokens.yaml")
+	write := func(spec *api.TokenSpec) {
+		b := []byte("tokens: [\n")
+		if spec != nil {
+			var err error
+			if b, err = api.MarshalTokenFile([]api.TokenSpec{*spec}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
@@ -209,20 +221,26 @@ func TestReloadTokens(t *testing.T) {
 	}
 	a := api.TokenSpec{Name: "a", SHA256: api.HashToken("token-a"), Scopes: []api.Scope{api.ScopeProfilesRead}}
 	b := api.TokenSpec{Name: "b", SHA256: api.HashToken("token-b"), Scopes: []api.Scope{api.ScopeProfilesRead}}
-	write(a)
+	write(&a)
 	e := newEnv(t, func(c *api.Config) { c.Tokens, c.TokensFile = nil, path })
 	status := func(tok string) int { return e.do(t, "GET", "/v1/segments", tok).Code }
+	return reloadEnv{env: e, write: write, status: status, b: b}
+}
+
+func TestReloadTokens(t *testing.T) {
+	r := newReloadEnv(t)
+	e, write, status, b := r.env, r.write, r.status, r.b
 	if status("token-a") != 200 || status("token-b") != 401 {
 		t.Fatal("initial tokens")
 	}
-	write(b)
+	write(&b)
 	if err := e.srv.ReloadTokens(); err != nil {
 		t.Fatal(err)
 	}
 	if status("token-a") != 401 || status("token-b") != 200 {
 		t.Fatal("after reload")
 	}
-	os.WriteFile(path, []byte("tokens: [\n"), 0o600)
+	write(nil)
 	if err := e.srv.ReloadTokens(); !errors.Is(err, api.ErrInvalidConfig) {
 		t.Fatalf("reload of a broken file: %v", err)
 	}
@@ -234,26 +252,13 @@ func TestReloadTokens(t *testing.T) {
 // ReloadTokensOn reloads at each signal until its context ends; a broken
 // file keeps the tokens in use.
 func TestReloadTokensOnSignal(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "tokens.yaml")
-	write := func(specs ...api.TokenSpec) {
-		b, err := api.MarshalTokenFile(specs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a := api.TokenSpec{Name: "a", SHA256: api.HashToken("token-a"), Scopes: []api.Scope{api.ScopeProfilesRead}}
-	b := api.TokenSpec{Name: "b", SHA256: api.HashToken("token-b"), Scopes: []api.Scope{api.ScopeProfilesRead}}
-	write(a)
-	e := newEnv(t, func(c *api.Config) { c.Tokens, c.TokensFile = nil, path })
-	status := func(tok string) int { return e.do(t, "GET", "/v1/segments", tok).Code }
+	r := newReloadEnv(t)
+	e, write, status, b := r.env, r.write, r.status, r.b
 	ctx, cancel := context.WithCancel(context.Background())
 	hup := make(chan os.Signal)
 	done := make(chan struct{})
 	go func() { e.srv.ReloadTokensOn(ctx, hup); close(done) }()
-	write(b)
+	write(&b)
 	hup <- syscall.SIGHUP // unbuffered: received once the reload starts
 	waitStatus := func(tok string, want int) {
 		t.Helper()
@@ -266,9 +271,7 @@ func TestReloadTokensOnSignal(t *testing.T) {
 	}
 	waitStatus("token-b", 200)
 	waitStatus("token-a", 401)
-	if err := os.WriteFile(path, []byte("tokens: [\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	write(nil)
 	hup <- syscall.SIGHUP
 	hup <- syscall.SIGHUP // the first reload (of the broken file) is over
 	if status("token-b") != 200 {
