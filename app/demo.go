@@ -709,25 +709,11 @@ func waitConsumed(ctx context.Context, brokers []string, topic string, group *st
 // processedAll reports whether pos (next offset per partition, -1 while
 // unknown) covers every partition of topic up to its end offset.
 func processedAll(ctx context.Context, client *kafka.Client, topic string, pos map[int]int64) (bool, error) {
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	offsets, err := topicOffsets(ctx, client, topic)
 	if err != nil {
 		return false, err
 	}
-	if len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		return false, fmt.Errorf("app: topic %s: metadata %v", topic, md.Topics)
-	}
-	var reqs []kafka.OffsetRequest
-	for _, pa := range md.Topics[0].Partitions {
-		reqs = append(reqs, kafka.FirstOffsetOf(pa.ID), kafka.LastOffsetOf(pa.ID))
-	}
-	res, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return false, err
-	}
-	for _, po := range res.Topics[topic] {
-		if po.Error != nil {
-			return false, po.Error
-		}
+	for _, po := range offsets {
 		next, ok := pos[po.Partition]
 		switch {
 		case po.LastOffset <= po.FirstOffset: // empty: nothing to process

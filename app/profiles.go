@@ -101,6 +101,27 @@ func DumpProfiles(ctx context.Context, store *features.Store, at time.Time, cfg 
 // stored checkpoint (the whole partition when no checkpoint exists).
 func Lag(ctx context.Context, brokers []string, topic string, store *features.Store) (map[int]int64, error) {
 	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	offsets, err := topicOffsets(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	lag := map[int]int64{}
+	for _, po := range offsets {
+		cp, err := store.LoadCheckpoint(ctx, topic, po.Partition)
+		if err != nil {
+			return nil, err
+		}
+		// With no checkpoint the partition is read from its first
+		// retained offset.
+		next := max(cp.Next, po.FirstOffset, 0)
+		lag[po.Partition] = max(0, po.LastOffset-next)
+	}
+	return lag, nil
+}
+
+// topicOffsets returns the first and last (next) offset of every
+// partition of topic, as the broker knows them now.
+func topicOffsets(ctx context.Context, client *kafka.Client, topic string) ([]kafka.PartitionOffsets, error) {
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, err
@@ -116,21 +137,12 @@ func Lag(ctx context.Context, brokers []string, topic string, store *features.St
 	if err != nil {
 		return nil, err
 	}
-	lag := map[int]int64{}
 	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
 			return nil, fmt.Errorf("app: list offsets %s/%d: %w", topic, po.Partition, po.Error)
 		}
-		cp, err := store.LoadCheckpoint(ctx, topic, po.Partition)
-		if err != nil {
-			return nil, err
-		}
-		// With no checkpoint the partition is read from its first
-		// retained offset.
-		next := max(cp.Next, po.FirstOffset, 0)
-		lag[po.Partition] = max(0, po.LastOffset-next)
 	}
-	return lag, nil
+	return res.Topics[topic], nil
 }
 
 // WaitCaughtUp polls Lag until it is zero on every partition or ctx ends.
