@@ -499,15 +499,9 @@ func triggersNote(r *Result) string {
 	if !scored {
 		return ""
 	}
-	s := fmt.Sprintf("**The trigger column measures nothing here:** no event of any window caused a trigger (of the %d "+
-		"trigger records counted, none named a source event). With the default triggers, cart_abandonment, "+
-		"browse_abandonment and win_back fire from timers (counted under \"from timers\"), and only price_drop follows "+
-		"an event", records)
-	if r.Setup.SampleRepricedItems == 0 {
-		s += ", when an item is seen again at a lower price: the sample shows every item at one price and re-keying keeps " +
-			"prices, so it never fires"
-	}
-	return s + ". \"Change or trigger (first)\" is therefore event → segment change."
+	return fmt.Sprintf("**The trigger column measures nothing here:** no event of any window caused a trigger (of the %d "+
+		"trigger records counted, none named a source event). With %s. \"Change or trigger (first)\" is therefore "+
+		"event → segment change.", records, timerTriggers(r))
 }
 
 // hasScoreMax says whether a scale measured the score role's maximum.
