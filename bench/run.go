@@ -483,13 +483,7 @@ func (b *run) boundedRun(ctx context.Context, n int, base string, ends map[int]i
 	}
 	// The worker has exited: every write of the run is behind us.
 	expired := time.Now().Add(cfg.BoundedTTL + expiryMargin(cfg.BoundedTTL))
-	// The scan drops the keys whose TTL has passed, so used_memory then
-	// counts the live ones.
-	keys, _, err := b.userKeys(ctx, o.prefix)
-	if err != nil {
-		return nil, err
-	}
-	m1, err := b.usedMemory(ctx)
+	keys, m1, err := b.liveUsers(ctx, o.prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -501,11 +495,7 @@ func (b *run) boundedRun(ctx context.Context, n int, base string, ends map[int]i
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	keys2, _, err := b.userKeys(ctx, o.prefix)
-	if err != nil {
-		return nil, err
-	}
-	m2, err := b.usedMemory(ctx)
+	keys2, m2, err := b.liveUsers(ctx, o.prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -519,6 +509,17 @@ func (b *run) boundedRun(ctx context.Context, n int, base string, ends map[int]i
 		RedisKeysAtEnd: keys, RedisUsedMemoryBytes: m1 - m0,
 		Waited: (cfg.BoundedTTL + expiryMargin(cfg.BoundedTTL)).String(), RedisKeysAfterTTL: keys2,
 		RedisUsedMemoryAfterTTLBytes: m2 - m0, Max: bm}, nil
+}
+
+// liveUsers counts the user keys under prefix, then reads used_memory:
+// the scan drops the keys whose TTL has passed, so used_memory then counts
+// the live ones.
+func (b *run) liveUsers(ctx context.Context, prefix string) (keys, usedMemory int64, err error) {
+	if keys, _, err = b.userKeys(ctx, prefix); err != nil {
+		return 0, 0, err
+	}
+	usedMemory, err = b.usedMemory(ctx)
+	return keys, usedMemory, err
 }
 
 // expiryMargin is how long, beyond a TTL, the bounded run waits before it
