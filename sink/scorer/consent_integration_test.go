@@ -72,17 +72,22 @@ func TestConsentThroughScorer(t *testing.T) {
 	})
 	ctx := context.Background()
 	ckpt := e.prefix + ":ckpt:{" + cfg.Group + "}:" + e.topic + ":0"
-	deadline := time.Now().Add(time.Minute)
-	for {
-		n, _ := e.rdb.HGet(ctx, ckpt, "next").Int64()
-		if n == int64(len(s.snaps)) {
-			break
+	// waitCheckpoint waits until who has checkpointed every snapshot.
+	waitCheckpoint := func(who string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			n, _ := e.rdb.HGet(ctx, ckpt, "next").Int64()
+			if n == int64(len(s.snaps)) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: checkpoint at %d, want %d", who, n, len(s.snaps))
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("checkpoint at %d, want %d", n, len(s.snaps))
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	waitCheckpoint("first scorer")
 	trMsgs, chMsgs := retarget.quiet(time.Second), changes.quiet(time.Second)
 	stop()
 
@@ -147,17 +152,7 @@ func TestConsentThroughScorer(t *testing.T) {
 	}
 	before := len(chMsgs)
 	sc2, stop2 := e.start(t, cfg)
-	deadline = time.Now().Add(time.Minute)
-	for {
-		n, _ := e.rdb.HGet(ctx, ckpt, "next").Int64()
-		if n == int64(len(s.snaps)) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("second scorer: checkpoint at %d, want %d", n, len(s.snaps))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitCheckpoint("second scorer")
 	chMsgs = changes.quiet(time.Second)
 	trMsgs = retarget.quiet(100 * time.Millisecond)
 	stop2()
