@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -76,22 +74,7 @@ func runChild(spec string) int {
 
 // sample reads the bundled REES46 sample once.
 var sample = sync.OnceValues(func() ([]source.Record, error) {
-	r, c, err := source.Open(source.REES46, app.DefaultData)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	var out []source.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
+	return source.ReadAll(source.REES46, app.DefaultData)
 })
 
 func sampleRecords(t *testing.T) []source.Record {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -566,22 +564,7 @@ func (e *env) sendPaced(ctx context.Context, msgs []kafka.Message, rate float64,
 
 // sample returns the bundled REES46 sample, read once.
 var sample = sync.OnceValues(func() ([]source.Record, error) {
-	r, c, err := source.Open(source.REES46, app.DefaultData)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	var out []source.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
+	return source.ReadAll(source.REES46, app.DefaultData)
 })
 
 func sampleRecords(t *testing.T) []source.Record {

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,22 +129,11 @@ func liveWait(t *testing.T, timeout time.Duration, what string, ok func() bool) 
 // liveSample reads the bundled REES46 sample.
 func liveSample(t *testing.T) []source.Record {
 	t.Helper()
-	r, c, err := source.Open(source.REES46, app.DefaultData)
+	recs, err := source.ReadAll(source.REES46, app.DefaultData)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	var out []source.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, rec)
-	}
+	return recs
 }
 
 // liveFeed publishes records to Kafka a chunk at a time, as a live

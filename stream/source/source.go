@@ -141,6 +141,29 @@ func Open(format Format, path string) (Reader, io.Closer, error) {
 	return rd, rc, nil
 }
 
+// ReadAll opens path as Open does and returns every record, in file
+// order. Any error, a line that is not a valid event (*LineError)
+// included, ends it: it is for inputs known to be clean, such as the
+// bundled samples.
+func ReadAll(format Format, path string) ([]Record, error) {
+	r, c, err := Open(format, path)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []Record
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+}
+
 // gzipFile closes both the decompressor and the file.
 type gzipFile struct {
 	*gzip.Reader

@@ -565,6 +565,17 @@ func TestOpenFilesCompressedOrNot(t *testing.T) {
 	if a[0].Event.EventID != "head.csv:L2" {
 		t.Fatalf("first id %q", a[0].Event.EventID)
 	}
+	// ReadAll: the same records; a line that is not an event ends it.
+	if all, err := source.ReadAll(source.REES46, filepath.Join(dir, "head.csv.gz")); err != nil || !reflect.DeepEqual(all, a) {
+		t.Fatalf("ReadAll: %d records, %v; want the %d read one by one", len(all), err, len(a))
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken.csv"), []byte(plain+"not,an,event\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var le *source.LineError
+	if _, err := source.ReadAll(source.REES46, filepath.Join(dir, "broken.csv")); !errors.As(err, &le) {
+		t.Fatalf("ReadAll of a file with a bad line: %v, want a *LineError", err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "bad.csv.gz"), []byte(plain), 0o644); err != nil {
 		t.Fatal(err)
 	}
