@@ -479,37 +479,35 @@ func (c *core) expire(ps *partState, offset int64) {
 	if !ok {
 		return
 	}
-	for len(ps.dl) > 0 && ps.dl[0].deadline < wm {
-		it := ps.dl.pop()
-		if it.p.open&(1<<it.task) != 0 {
-			c.mature(it.p, it.task, 0, offset)
-		}
-	}
+	c.expireBefore(ps, wm, offset)
 }
 
-// advance lets event time run d past every partition's newest event, as
-// if d passed with no event: each example whose horizon ends before then
-// matures (negative, unless its label event came). It returns how many
-// labels matured.
-func (c *core) advanceTime(d time.Duration) int {
-	before := c.c.Matured
-	for _, id := range c.sortedParts() {
-		ps := c.parts[id]
-		if !ps.hasTS {
-			continue
-		}
-		// No event will come: a horizon ending exactly then is over too.
-		end := ps.maxTS + d.Milliseconds()
-		for len(ps.dl) > 0 && ps.dl[0].deadline <= end {
-			it := ps.dl.pop()
-			if it.p.open&(1<<it.task) != 0 {
-				c.mature(it.p, it.task, 0, max(ps.next-1, 0))
-			}
+// expireBefore matures as negative every open example of ps whose
+// horizon ends before t (unix ms), known by offset by; it returns how
+// many matured.
+func (c *core) expireBefore(ps *partState, t, by int64) int {
+	n := 0
+	for len(ps.dl) > 0 && ps.dl[0].deadline < t {
+		it := ps.dl.pop()
+		if it.p.open&(1<<it.task) != 0 {
+			c.mature(it.p, it.task, 0, by)
+			n++
 		}
 	}
+	return n
+}
+
+// advanceTime lets event time run d past every partition's newest event,
+// as if d passed with no event: each example whose horizon ends by then
+// matures (negative, unless its label event came; no event will come, so
+// a horizon ending exactly then is over too). It returns how many labels
+// matured.
+func (c *core) advanceTime(d time.Duration) int {
 	n := 0
-	for t := range numTasks {
-		n += int(c.c.Matured[t] - before[t])
+	for _, id := range c.sortedParts() {
+		if ps := c.parts[id]; ps.hasTS {
+			n += c.expireBefore(ps, ps.maxTS+d.Milliseconds()+1, max(ps.next-1, 0))
+		}
 	}
 	return n
 }
