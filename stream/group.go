@@ -415,6 +415,7 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 				f.seen(start + lag)
 			}
 		}
+		first, hwm := true, int64(-1) // the shared ones change rarely: per fetch, not per record
 		for {
 			m, err := r.FetchMessage(fctx)
 			if err != nil {
@@ -423,8 +424,14 @@ func (g *Group) runOnce(ctx context.Context, f *Feed) error {
 				}
 				return
 			}
-			f.next.CompareAndSwap(-1, m.Offset) // from the log start: the first record is next
-			f.seen(m.HighWaterMark)
+			if first {
+				f.next.CompareAndSwap(-1, m.Offset) // from the log start: the first record is next
+				first = false
+			}
+			if m.HighWaterMark > hwm {
+				hwm = m.HighWaterMark
+				f.seen(hwm)
+			}
 			select {
 			case msgs <- m:
 			case <-fctx.Done():
